@@ -1,0 +1,165 @@
+"""cryoscape vs the reference cryoDRGN on the same data, architecture and machine, measured in one run.
+
+Installs the reference (PyPI ``cryodrgn==4.3.1`` with ``torch==2.13.0``) into its own venv ``.venv-ref`` when it
+is missing, simulates a ``hinge`` dataset (continuous motion, CTF, noise) with cryoscape, exports the poses and CTF
+as cryoDRGN pickles, then trains the same VAE (encoder and decoder width × depth, zdim, batch size, epochs) with
+both programs, one after the other, and reports:
+
+* training throughput (images/s, from the wall time of the training command) and the ratio,
+* peak resident memory of each training process,
+* accuracy: |Spearman| between the first principal component of the latent means and the true hinge angle,
+* eval-vol throughput (maps/s at the training box) and the ratio.
+
+Run on an otherwise idle machine (two PyTorch processes on two cores oversubscribe the threads).
+
+    python benchmarks/vs_cryodrgn.py                        # 20k particles, box 64, 256×3, zdim 8, 20 epochs
+    python benchmarks/vs_cryodrgn.py --n 2000 --epochs 2    # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+REF_VENV = ROOT / ".venv-ref"
+REF_VERSION = "4.3.1"
+
+
+def sh(cmd: list[str], log: Path | None = None) -> tuple[float, float]:
+    """Run ``cmd``; return (wall seconds, peak RSS of the child in MiB). Raises on failure."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    with open(log or os.devnull, "w") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ,
+                                                                               "CRYOSCAPE_NO_PROGRESS": "1"})
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = "" if log is None else log.read_text()[-3000:]
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(before, after) / 1024.0
+
+
+def ensure_reference() -> tuple[Path, str]:
+    """The cryodrgn executable of .venv-ref, installing it when missing."""
+    exe = REF_VENV / "bin" / "cryodrgn"
+    if not exe.exists():
+        print(f"installing cryodrgn=={REF_VERSION} into {REF_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True)
+        pip = str(REF_VENV / "bin" / "pip")
+        subprocess.run([pip, "install", "-q", "torch==2.13.0"], check=True)
+        subprocess.run([pip, "install", "-q", f"cryodrgn=={REF_VERSION}"], check=True)
+    version = subprocess.run([str(REF_VENV / "bin" / "python"), "-c",
+                              "import cryodrgn; print(cryodrgn.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return exe, version
+
+
+def spearman_pc1(z: np.ndarray, truth: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    from cryoscape.analysis.latent import fit_pca
+
+    pc1 = z[:, 0] if z.shape[1] == 1 else fit_pca(z).transform(z)[:, 0]
+    return float(abs(spearmanr(pc1, truth).statistic))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20000, help="particles (default 20000)")
+    parser.add_argument("--box", type=int, default=64)
+    parser.add_argument("--snr", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--dim", type=int, default=256, help="encoder and decoder width")
+    parser.add_argument("--layers", type=int, default=3, help="encoder and decoder depth")
+    parser.add_argument("--zdim", type=int, default=8)
+    parser.add_argument("--domain", default="hartley", choices=("hartley", "fourier"))
+    parser.add_argument("--n-vols", type=int, default=20, help="maps for the eval-vol timing")
+    parser.add_argument("--skip-reference", action="store_true", help="time cryoscape only")
+    parser.add_argument("--cryoscape-args", default="", help="extra train-vae options for cryoscape")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "bench_out" / "vs_cryodrgn")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "vs_cryodrgn.json")
+    args = parser.parse_args(argv)
+
+    ours = str(Path(sys.executable).with_name("cryoscape"))
+    work = args.workdir
+    data = work / f"hinge_{args.box}_{args.n}_snr{args.snr:g}"
+    work.mkdir(parents=True, exist_ok=True)
+    if not (data / "particles.star").exists():
+        sh([ours, "simulate", "--preset", "hinge-64", "-n", str(args.n), "--box-size", str(args.box),
+            "--snr", str(args.snr), "-o", str(data)], work / "simulate.log")
+        sh([ours, "export-cryodrgn", str(data / "particles.star"), "-o", str(data / "cryodrgn") + "/"])
+    with open(data / "ground_truth.csv") as handle:
+        truth = np.array([float(row["hinge_angle_deg"]) for row in csv.DictReader(handle)])
+
+    arch = ["--zdim", str(args.zdim), "-n", str(args.epochs), "-b", str(args.batch_size),
+            "--enc-dim", str(args.dim), "--enc-layers", str(args.layers), "--dec-dim", str(args.dim),
+            "--dec-layers", str(args.layers), "--domain", args.domain, "--seed", "1"]
+    results: dict = {"dataset": {"n": args.n, "box": args.box, "snr": args.snr, "source": "hinge"},
+                     "architecture": {"dim": args.dim, "layers": args.layers, "zdim": args.zdim,
+                                      "batch_size": args.batch_size, "epochs": args.epochs,
+                                      "domain": args.domain},
+                     "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+
+    run_ours = work / "run_cryoscape"
+    shutil.rmtree(run_ours, ignore_errors=True)
+    seconds, rss = sh([ours, "train-vae", str(data / "particles.star"), *arch, "-o", str(run_ours),
+                       *args.cryoscape_args.split()], work / "train_cryoscape.log")
+    from cryoscape.runs import RunDir
+
+    z_ours = RunDir(run_ours).load_z().mean
+    results["cryoscape"] = {"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
+                            "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ours, truth)}
+    zfile = work / "zvals.txt"
+    np.savetxt(zfile, z_ours[np.linspace(0, len(z_ours) - 1, args.n_vols).astype(int)])
+    seconds, _ = sh([ours, "eval-vol", str(run_ours), "--zfile", str(zfile), "-o", str(work / "vols_ours")])
+    results["cryoscape"]["eval_vol_maps_per_s"] = args.n_vols / seconds
+
+    if not args.skip_reference:
+        exe, version = ensure_reference()
+        results["reference"] = {"program": "cryodrgn", "version": version}
+        run_ref = work / "run_cryodrgn"
+        shutil.rmtree(run_ref, ignore_errors=True)
+        pickles = data / "cryodrgn"
+        seconds, rss = sh([str(exe), "train_vae", str(data / "particles.mrcs"), "--poses",
+                           str(pickles / "pose.pkl"), "--ctf", str(pickles / "ctf.pkl"), *arch, "--no-analysis",
+                           "-o", str(run_ref)], work / "train_cryodrgn.log")
+        zs = sorted(run_ref.glob("z.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))
+        from cryoscape.io.legacy import read_z_pickle
+
+        z_ref = read_z_pickle(zs[-1])
+        results["reference"].update({"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
+                                     "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ref, truth)})
+        weights = sorted(run_ref.glob("weights.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))[-1]
+        zfile_ref = work / "zvals_ref.txt"
+        np.savetxt(zfile_ref, z_ref[np.linspace(0, len(z_ref) - 1, args.n_vols).astype(int)])
+        seconds, _ = sh([str(exe), "eval_vol", str(weights), "-c", str(run_ref / "config.yaml"),
+                         "--zfile", str(zfile_ref), "-o", str(work / "vols_ref")], work / "eval_cryodrgn.log")
+        results["reference"]["eval_vol_maps_per_s"] = args.n_vols / seconds
+        results["ratio_train_throughput"] = (results["cryoscape"]["images_per_s"]
+                                             / results["reference"]["images_per_s"])
+        results["ratio_eval_vol"] = (results["cryoscape"]["eval_vol_maps_per_s"]
+                                     / results["reference"]["eval_vol_maps_per_s"])
+
+    print(json.dumps(results, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""cryoscape.analysis (see DESIGN.md for what this layer holds)."""

@@ -1,0 +1,1 @@
+"""cryoscape.cli (see DESIGN.md for what this layer holds)."""

@@ -1,0 +1,85 @@
+"""``cryoscape backproject``: voxel reconstruction with CTF correction and gold-standard half-maps."""
+
+from __future__ import annotations
+
+import argparse
+
+from cryoscape.cli.common import PARTICLE_OPTIONS_HELP, add_particle_arguments
+
+NAME = "backproject"
+HELP = "voxel back-projection with CTF correction: map, random half-maps, gold-standard FSC"
+DESCRIPTION = f"""\
+Reconstruct a 3-D map from particle images with known poses and CTF by direct Fourier inversion (trilinear
+insertion of each image's 2-D Fourier transform as a central slice). Images are streamed in chunks, so any
+number of particles fits in memory. The particles are split at random (--seed) into two halves reconstructed
+independently; the gold-standard FSC between them gives the resolution at 0.143 (and 0.5).
+
+CTF correction (--ctf-correction):
+  wiener      data += CTF·F, weight += CTF², map = data / (weight + λ·mean weight)   [default]
+  phase-flip  data += sign(CTF)·F, weight += 1
+  none        data += F, weight += 1 (images without CTF, or to see what the correction does)
+λ is --regularization (relative to the mean weight, default 0.01; raise it for noisy data).
+
+Contrast: images are taken as RELION writes them (particles white, protein brighter than the background),
+which with RELION's CTF gives maps with protein positive. Use --invert-contrast for data with black particles.
+
+Writes OUTDIR/map.mrc, half1.mrc, half2.mrc (voxel size = pixel size), fsc.csv and fsc.png.
+
+{PARTICLE_OPTIONS_HELP}
+
+examples:
+  cryoscape backproject particles.star -o recon
+  cryoscape backproject J42_particles.cs --datadir /data/J42 --ind cluster3.txt -o recon_cluster3
+  cryoscape backproject particles.mrcs --poses pose.pkl --ctf ctf.pkl -o recon --regularization 0.1
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_particle_arguments(parser)
+    parser.add_argument("-o", "--outdir", required=True, help="output folder")
+    group = parser.add_argument_group("reconstruction")
+    group.add_argument("--ctf-correction", choices=("wiener", "phase-flip", "none"), default="wiener",
+                       help="how the CTF is corrected (default wiener)")
+    group.add_argument("--regularization", type=float, default=0.01,
+                       help="Wiener constant λ relative to the mean weight (default 0.01)")
+    group.add_argument("--pad", type=int, default=None,
+                       help="zero-padding factor of images and Fourier grid (default: 2 for boxes up to 64, "
+                            "else 1; 2 halves the interpolation error, costs 8× memory and ~6× time)")
+    group.add_argument("--invert-contrast", action="store_true",
+                       help="multiply the images by -1 first (for data with black particles)")
+    group.add_argument("--seed", type=int, default=0, help="seed of the random half-set split (default 0)")
+    group.add_argument("--chunk", type=int, default=256, help="images per chunk in memory (default 256)")
+    group.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cryoscape.cli.common import particles_from_args
+    from cryoscape.io.mrc import write_mrc
+    from cryoscape.reconstruct.backproject import BackprojectConfig, backproject
+    from cryoscape.reconstruct.fsc import plot_fsc, write_fsc_csv
+
+    config = BackprojectConfig(ctf_correction=args.ctf_correction, regularization=args.regularization,
+                               pad_factor=args.pad, chunk_size=args.chunk, seed=args.seed,
+                               invert_contrast=args.invert_contrast, device=args.device)
+    particles = particles_from_args(args, require_poses=True, require_ctf=args.ctf_correction != "none")
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    print(f"back-projecting {len(particles)} particles, box {particles.box_size}, "
+          f"{particles.pixel_size_angstrom or 1.0:.4g} Å/px, CTF correction {config.ctf_correction}")
+    result = backproject(particles, config)
+    apix = result.voxel_size_angstrom
+    write_mrc(outdir / "map.mrc", result.full, apix)
+    write_mrc(outdir / "half1.mrc", result.half1, apix)
+    write_mrc(outdir / "half2.mrc", result.half2, apix)
+    write_fsc_csv(result.fsc, outdir / "fsc.csv")
+    plot_fsc({"half1 vs half2": result.fsc}, outdir / "fsc.png", title="gold-standard FSC (unmasked)")
+    n1 = int((result.half == 1).sum())
+    print(f"halves: {n1} + {len(result.half) - n1} particles (seed {config.seed})")
+    for thr in (0.143, 0.5):
+        res = result.fsc.resolution_angstrom(thr)
+        note = " (reaches Nyquist)" if result.fsc.crossing_frequency(thr) is None else ""
+        print(f"gold-standard FSC = {thr}: {res:.2f} Å{note}")
+    print(f"wrote {outdir}/map.mrc, half1.mrc, half2.mrc, fsc.csv, fsc.png")
+    return 0

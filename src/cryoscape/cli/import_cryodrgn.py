@@ -1,0 +1,146 @@
+"""``cryoscape import-cryodrgn``: turn a trained cryoDRGN model into a cryoscape run directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "import-cryodrgn"
+HELP = (
+    "import a trained cryoDRGN model (config.yaml + weights) as a cryoscape run (for eval-vol, eval-images)"
+)
+
+DESCRIPTION = """\
+Read a cryoDRGN run's config.yaml (or config.pkl) and a checkpoint weights.N.pkl, build the equivalent
+cryoscape model and write a run folder with config.yaml and weights.<epoch>.pt, so that maps can be generated
+with cryoscape eval-vol (same maps as cryodrgn eval_vol) and particles encoded with cryoscape eval-images.
+Settings cryoscape does not support are all listed in one error.
+
+examples:
+  cryoscape import-cryodrgn 00_vae/config.yaml 00_vae/weights.49.pkl -o imported/ --apix 1.7
+  cryoscape eval-vol imported/ -z 0 0 0 0 0 0 0 0 -o vol.mrc
+
+Contrast: cryoDRGN's CTF has the opposite sign to RELION's, which cryoscape uses, so a cryoDRGN model trained
+on inverted images (its default) corresponds to cryoscape's default of no inversion; the run's invert_data is
+set accordingly. The imported epoch is cryoDRGN's 0-based epoch + 1 (weights.49.pkl -> weights.50.pt).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG", help="cryoDRGN config.yaml (or config.pkl)")
+    parser.add_argument("weights", metavar="WEIGHTS", help="cryoDRGN checkpoint weights.N.pkl")
+    parser.add_argument("-o", "--outdir", required=True, help="run folder to create")
+    parser.add_argument(
+        "--apix",
+        "--Apix",
+        dest="apix",
+        type=float,
+        default=None,
+        help="pixel size of the training images in Å (cryoDRGN does not store it)",
+    )
+    parser.add_argument(
+        "--epoch",
+        type=int,
+        default=None,
+        help="epoch number to give the checkpoint (default: cryoDRGN's epoch + 1, else 1)",
+    )
+
+
+def read_cryodrgn_config(path: str | Path) -> dict:
+    """A cryoDRGN config as a mapping (yaml, or a pickle read with the restricted loader)."""
+    import yaml
+
+    from cryoscape.errors import InputError
+    from cryoscape.io.legacy import load_pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("cryoDRGN config not found", path=path, fix="give the run's config.yaml")
+    if path.suffix.lower() == ".pkl":
+        cfg = load_pickle(path)
+    else:
+        try:
+            cfg = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise InputError(f"not a readable yaml file ({str(exc).splitlines()[0]})", path=path) from None
+    if not isinstance(cfg, dict) or "model_args" not in cfg or "lattice_args" not in cfg:
+        raise InputError(
+            "not a cryoDRGN config (no model_args/lattice_args)",
+            path=path,
+            fix="give the config.yaml written by cryodrgn train_vae/train_nn",
+        )
+    return cfg
+
+
+def read_cryodrgn_weights(path: str | Path) -> dict:
+    """A cryoDRGN checkpoint, read with ``torch.load(weights_only=True)`` (no code can run)."""
+    import torch
+
+    from cryoscape.errors import InputError
+    from cryoscape.models.cryodrgn_compat import cryodrgn_checkpoint_safe_globals
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("cryoDRGN weights not found", path=path, fix="give the run's weights.N.pkl")
+    try:
+        with torch.serialization.safe_globals(cryodrgn_checkpoint_safe_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(
+            f"cannot read the checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+            path=path,
+            fix="give a cryoDRGN weights.N.pkl",
+        ) from None
+    if not isinstance(state, dict):
+        raise InputError("not a cryoDRGN checkpoint", path=path)
+    return state
+
+
+def run(args: argparse.Namespace) -> int:
+    from cryoscape.models.cryodrgn_compat import import_cryodrgn
+    from cryoscape.runs import RunDir
+    from cryoscape.training.config import DataConfig, TrainConfig, to_dict
+
+    cfg = read_cryodrgn_config(args.config)
+    state = read_cryodrgn_weights(args.weights)
+    imported = import_cryodrgn(cfg, state, source=str(args.weights))
+    dataset_args = cfg.get("dataset_args") or {}
+    data = DataConfig(
+        particles=dataset_args.get("particles"),
+        ctf=dataset_args.get("ctf"),
+        poses=dataset_args.get("poses"),
+        ind=dataset_args.get("ind") if isinstance(dataset_args.get("ind"), str) else None,
+        datadir=dataset_args.get("datadir"),
+        invert_data=not imported.invert_data,  # cryoDRGN's CTF sign is the opposite of ours
+        window=imported.window,
+        window_r=imported.window_r,
+        data_std=imported.data_std,
+        box_size=imported.box_size,
+        pixel_size_angstrom=args.apix,
+    )
+    config = TrainConfig(
+        model=imported.config,
+        data=data,
+        seed=int(cfg.get("seed") or 0),
+        volume_radius_px=imported.volume_radius_px,
+    )
+    if args.epoch is not None:
+        epoch = int(args.epoch)
+    elif isinstance(state.get("epoch"), int):
+        epoch = int(state["epoch"]) + 1
+    else:
+        epoch = 1
+    run_dir = RunDir(args.outdir)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    run_dir.save_config(config)
+    run_dir.save_checkpoint(
+        epoch,
+        {
+            "model": imported.model.state_dict(),
+            "config": to_dict(config),
+            "imported_from": str(Path(args.weights).resolve()),
+        },
+    )
+    kind = f"VAE (zdim {imported.config.zdim})" if imported.config.zdim else "homogeneous model"
+    print(f"imported a cryoDRGN {kind}, box {imported.box_size}, as {run_dir.weights_path(epoch)}")
+    return 0

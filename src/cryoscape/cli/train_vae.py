@@ -1,0 +1,380 @@
+"""``cryoscape train-vae``: train the heterogeneous VAE (image encoder + coordinate decoder) with known poses.
+
+The options shared with ``train-nn`` are defined here (:func:`add_training_arguments`,
+:func:`config_from_args`, :func:`run_training`); ``cli/train_nn.py`` reuses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "train-vae"
+HELP = "train the heterogeneous VAE (latent z per particle, decoder V(k, z)) on particles with poses"
+
+DIFFERENCES = """\
+differences from cryoDRGN (same option names otherwise):
+  contrast     images are used as they are (RELION CTF sign: protein white, as RELION/cryoSPARC write them);
+               cryoDRGN inverts by default (its CTF has the opposite sign). --invert-data inverts;
+               --uninvert-data is accepted and is our default.
+  network      --enc-dim/--dec-dim default 256 (cryoDRGN 1024); --domain hartley (cryoDRGN: fourier).
+  seed         --seed defaults to 0, so a run is reproducible (cryoDRGN draws a random seed).
+  precision    --amp (default on): bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and on GPUs,
+               fp32 weights and loss; cryoDRGN uses AMP on GPUs only.
+  poses/CTF    read straight from a .star/.cs PARTICLES file (no parse step); --poses/--ctf also take .pkl.
+  files        RUN/weights.N.pt, z.N.npz (mean, logvar, indices) with N = epochs completed (1, 2, ...);
+               cryoDRGN numbers weights.N.pkl/z.N.pkl from 0. Resume with --resume RUN (cryoDRGN: --load).
+  loss disc    radius D/2 - 1 lattice pixels (--loss-radius-px); cryoDRGN uses D/2 on its (D+1) lattice."""
+
+DESCRIPTION = f"""\
+Train a VAE for heterogeneous reconstruction with known poses and CTF (the cryoDRGN method): an encoder
+maps each particle image to a latent distribution q(z|x), a coordinate MLP V(k, z) returns the Hartley
+transform of the 3-D map at frequency k; images are modelled as CTF x central slice, shifted. Writes
+RUN/config.yaml, run.log, weights.N.pt and z.N.npz (latent mean/log-variance, original particle order)
+every --checkpoint-every epochs.
+
+examples:
+  cryoscape train-vae particles.star --zdim 8 -n 25 -o run/
+  cryoscape train-vae particles.mrcs --poses pose.pkl --ctf ctf.pkl --zdim 8 --ind keep.pkl -o run/
+  cryoscape train-vae --resume run/ -n 50 -o run/          # continue to 50 epochs
+  torchrun --nproc_per_node 4 -m cryoscape.cli.main train-vae particles.star --zdim 8 -o run/
+
+{DIFFERENCES}
+"""
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bool) -> None:
+    """Options of train-vae (``heterogeneous``) or train-nn; dests equal the config field names."""
+    from cryoscape.cli.common import add_particle_arguments
+    from cryoscape.models.config import ModelConfig
+    from cryoscape.training.config import DataConfig, TrainConfig
+
+    t, m, d = TrainConfig(), ModelConfig(), DataConfig()
+    parser.add_argument(
+        "particles",
+        metavar="PARTICLES",
+        nargs="?",
+        help="particle images: .mrcs/.mrc, RELION .star, cryoSPARC .cs or .txt list of stacks "
+        "(not needed with --resume)",
+    )
+    parser.add_argument("-o", "--outdir", required=True, help="run directory to write")
+    parser.add_argument(
+        "--resume",
+        "--load",
+        dest="resume",
+        metavar="RUN_OR_WEIGHTS",
+        help="continue a run from its latest checkpoint (a run folder) or from a weights.N.pt",
+    )
+    add_particle_arguments(parser, positional=False)
+
+    g = parser.add_argument_group("training")
+    g.add_argument(
+        "-n",
+        "--num-epochs",
+        dest="num_epochs",
+        type=int,
+        default=None,
+        help=f"epochs to train (default {t.num_epochs}; with --resume: the run's)",
+    )
+    g.add_argument(
+        "-b",
+        "--batch-size",
+        dest="batch_size",
+        type=int,
+        default=t.batch_size,
+        help="images per step per process (default %(default)s)",
+    )
+    g.add_argument("--lr", type=float, default=t.lr, help="Adam learning rate (default %(default)s)")
+    g.add_argument(
+        "--wd",
+        "--weight-decay",
+        dest="weight_decay",
+        type=float,
+        default=t.weight_decay,
+        help="Adam weight decay (default %(default)s)",
+    )
+    if heterogeneous:
+        g.add_argument("--beta", type=float, default=None, help="KL weight (default 1/zdim)")
+        g.add_argument(
+            "--beta-schedule",
+            dest="beta_schedule",
+            default=t.beta_schedule,
+            help="constant, linear:E (ramp over E epochs) or cyclic:E (default %(default)s)",
+        )
+    g.add_argument(
+        "--loss-radius-px",
+        dest="loss_radius_px",
+        type=float,
+        default=None,
+        help="radius of the Fourier disc of the loss, lattice pixels (default D/2 - 1)",
+    )
+    g.add_argument(
+        "--amp",
+        dest="amp",
+        action=argparse.BooleanOptionalAction,
+        default=t.amp,
+        help="bf16 autocast on CPUs with native bf16 / AMP on GPUs (default on)",
+    )
+    g.add_argument("--seed", type=int, default=t.seed, help="random seed (default %(default)s)")
+    g.add_argument(
+        "--checkpoint-every",
+        "--checkpoint",
+        dest="checkpoint_every",
+        type=int,
+        default=None,
+        help=f"write weights every N epochs and after the last (default {t.checkpoint_every})",
+    )
+    g.add_argument(
+        "--log-interval",
+        dest="log_interval",
+        type=int,
+        default=None,
+        help=f"images between run.log progress lines (default {t.log_interval})",
+    )
+    g.add_argument(
+        "--volume-radius-px",
+        dest="volume_radius_px",
+        type=float,
+        default=None,
+        help="frequency radius of generated maps, pixels (default D/2: the Nyquist sphere)",
+    )
+    g.add_argument(
+        "--device",
+        default=t.device,
+        choices=("auto", "cpu", "cuda"),
+        help="where to train (default %(default)s: CUDA when available)",
+    )
+
+    g = parser.add_argument_group("images")
+    g.add_argument(
+        "--invert-data",
+        dest="invert_data",
+        action="store_true",
+        default=d.invert_data,
+        help="multiply images by -1 (default: no; RELION CTF sign, white particles)",
+    )
+    g.add_argument(
+        "--uninvert-data",
+        dest="invert_data",
+        action="store_false",
+        help="do not invert (the default; accepted for cryoDRGN compatibility)",
+    )
+    g.add_argument(
+        "--window",
+        dest="window",
+        action=argparse.BooleanOptionalAction,
+        default=d.window,
+        help="soft circular real-space window (default on)",
+    )
+    g.add_argument(
+        "--window-r",
+        dest="window_r",
+        type=float,
+        default=d.window_r,
+        help="window inner radius, fraction of D/2 (default %(default)s)",
+    )
+    g.add_argument(
+        "--lazy",
+        dest="lazy",
+        action="store_const",
+        const=True,
+        default=d.lazy,
+        help="stream images from disk (default: in memory when they fit in --max-memory-gb)",
+    )
+    g.add_argument(
+        "--max-memory-gb",
+        dest="max_memory_gb",
+        type=float,
+        default=d.max_memory_gb,
+        help="memory for holding the images (default %(default)s GiB)",
+    )
+    g.add_argument(
+        "--chunk-size",
+        dest="chunk_size",
+        type=int,
+        default=d.chunk_size,
+        help="contiguous images per shuffling chunk when streaming (default %(default)s)",
+    )
+    g.add_argument(
+        "--num-workers",
+        dest="num_workers",
+        type=int,
+        default=d.num_workers,
+        help="data loading processes (default %(default)s)",
+    )
+
+    if heterogeneous:
+        g = parser.add_argument_group("encoder")
+        g.add_argument("--zdim", type=int, default=m.zdim, help="latent dimension (default %(default)s)")
+        g.add_argument(
+            "--enc-dim",
+            dest="enc_dim",
+            type=int,
+            default=m.enc_dim,
+            help="encoder width (default %(default)s)",
+        )
+        g.add_argument(
+            "--enc-layers",
+            dest="enc_layers",
+            type=int,
+            default=m.enc_layers,
+            help="encoder hidden layers (default %(default)s)",
+        )
+        g.add_argument(
+            "--encoder-input",
+            dest="encoder_input",
+            choices=("hartley", "real"),
+            default=m.encoder_input,
+            help="encoder sees the CTF-sign-flipped Hartley image or the real image (default %(default)s)",
+        )
+        g.add_argument(
+            "--use-real",
+            dest="encoder_input",
+            action="store_const",
+            const="real",
+            help="same as --encoder-input real (cryoDRGN name)",
+        )
+        g.add_argument(
+            "--enc-mask-radius-px",
+            "--enc-mask",
+            dest="enc_mask_radius_px",
+            type=float,
+            default=m.enc_mask_radius_px,
+            help="radius of the encoder's input disc (default D/2 - 1)",
+        )
+
+    g = parser.add_argument_group("decoder")
+    g.add_argument(
+        "--dec-dim",
+        "--dim",
+        dest="dec_dim",
+        type=int,
+        default=m.dec_dim,
+        help="decoder width (default %(default)s)",
+    )
+    g.add_argument(
+        "--dec-layers",
+        "--layers",
+        dest="dec_layers",
+        type=int,
+        default=m.dec_layers,
+        help="decoder hidden layers (default %(default)s)",
+    )
+    g.add_argument(
+        "--pe-type",
+        dest="pe_type",
+        default=m.pe_type,
+        choices=("gaussian", "geom_ft", "geom_lowf", "none"),
+        help="positional encoding (default %(default)s)",
+    )
+    g.add_argument(
+        "--pe-dim",
+        dest="pe_dim",
+        type=int,
+        default=m.pe_dim,
+        help="frequencies of the positional encoding (default D/2)",
+    )
+    g.add_argument(
+        "--feat-sigma",
+        dest="feat_sigma",
+        type=float,
+        default=m.feat_sigma,
+        help="scale of the gaussian positional encoding (default %(default)s)",
+    )
+    g.add_argument(
+        "--domain",
+        choices=("hartley", "fourier"),
+        default=m.domain,
+        help="decoder output representation (default %(default)s)",
+    )
+    g.add_argument(
+        "--activation",
+        default=m.activation,
+        choices=("relu", "leaky_relu", "gelu", "silu", "tanh"),
+        help="activation (default %(default)s)",
+    )
+
+
+def _pick(cls, args: argparse.Namespace, **fixed):
+    import dataclasses
+
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in fixed:
+            values[f.name] = fixed[f.name]
+        elif hasattr(args, f.name) and getattr(args, f.name) is not None:
+            values[f.name] = getattr(args, f.name)
+    return cls(**values)
+
+
+def config_from_args(args: argparse.Namespace, *, heterogeneous: bool):
+    """The TrainConfig of the parsed options (fields taken by name; unset options keep the defaults)."""
+    from cryoscape.errors import InputError
+    from cryoscape.models.config import ModelConfig
+    from cryoscape.training.config import DataConfig, TrainConfig
+    from cryoscape.training.losses import parse_beta_schedule
+
+    model = _pick(ModelConfig, args) if heterogeneous else _pick(ModelConfig, args, zdim=0)
+    data = _pick(DataConfig, args, data_std=None, box_size=None, pixel_size_angstrom=None)
+    config = _pick(TrainConfig, args, model=model, data=data)
+    try:
+        parse_beta_schedule(config.beta_schedule)
+    except ValueError as exc:
+        raise InputError(str(exc), fix="use --beta-schedule constant, linear:E or cyclic:E") from None
+    for name in ("num_epochs", "batch_size", "checkpoint_every", "log_interval", "chunk_size"):
+        obj = config.data if name == "chunk_size" else config
+        if getattr(obj, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(obj, name)}")
+    if not config.lr > 0:
+        raise InputError(f"--lr must be positive, got {config.lr}")
+    if heterogeneous and model.zdim < 1:
+        raise InputError(
+            f"--zdim must be at least 1 for train-vae, got {model.zdim}",
+            fix="use cryoscape train-nn for a homogeneous reconstruction",
+        )
+    return config
+
+
+def run_training(args: argparse.Namespace, *, heterogeneous: bool) -> int:
+    """Build the config from ``args`` (or the run being resumed) and train."""
+    from cryoscape.errors import InputError
+    from cryoscape.training.loop import fit
+
+    if args.resume is None and args.particles is None:
+        raise InputError(
+            "PARTICLES is required (unless --resume is given)",
+            fix="give a .mrcs/.star/.cs/.txt particle file",
+        )
+    config = config_from_args(args, heterogeneous=heterogeneous)
+    if args.resume is not None:
+        import dataclasses
+
+        from cryoscape.runs import find_run
+        from cryoscape.training.config import read_run_config
+
+        saved = read_run_config(find_run(args.resume)[0])
+        # run-control options not given keep the saved run's values
+        keep = {
+            name: getattr(saved, name)
+            for name in ("num_epochs", "checkpoint_every", "log_interval")
+            if getattr(args, name) is None
+        }
+        config = dataclasses.replace(config, **keep)
+        if saved.model.zdim > 0 and not heterogeneous:
+            raise InputError(
+                "the run to resume is a VAE", path=args.resume, fix="use cryoscape train-vae --resume"
+            )
+        if saved.model.zdim == 0 and heterogeneous:
+            raise InputError(
+                "the run to resume is homogeneous", path=args.resume, fix="use cryoscape train-nn --resume"
+            )
+    result = fit(config, args.outdir, resume_from=args.resume)
+    print(f"trained {result.epoch} epochs; results in {result.run.path}")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_training_arguments(parser, heterogeneous=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_training(args, heterogeneous=True)

@@ -1,0 +1,1 @@
+"""cryoscape.data (see DESIGN.md for what this layer holds)."""

@@ -1,0 +1,131 @@
+"""Architecture of the neural models (flag = field = yaml key).
+
+:class:`ModelConfig` holds every choice that determines the shapes and the function of the encoder and
+decoder.
+Field names equal the command-line flags with dashes replaced by underscores (``--enc-dim`` ↔ ``enc_dim``)
+and the
+yaml keys of a run's ``config.yaml``; where the concept is the same as in cryoDRGN the name is cryoDRGN's.
+The box size is not part of the config (it comes from the data) and is passed when a model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryoscape.errors import InputError
+
+#: Positional encodings of the decoder's input coordinates (see :mod:`cryoscape.models.positional`).
+PE_TYPES = ("gaussian", "geom_ft", "geom_lowf", "none")
+#: What the decoder network outputs: Hartley pairs (H(k), H(-k)) or (Re F(k), Im F(k)).
+DOMAINS = ("hartley", "fourier")
+#: Activation functions of the residual MLPs.
+ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "tanh")
+#: What the encoder sees: masked Hartley transform of the image, or the masked real-space pixels.
+ENCODER_INPUTS = ("hartley", "real")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the encoder and decoder.
+
+    Attributes
+    ----------
+    zdim : int
+        Latent dimension; 0 builds a homogeneous model (decoder only, ``train-nn``).
+    enc_dim, enc_layers : int
+        Width and number of hidden residual layers of the encoder MLP (cryoDRGN ``--enc-dim``,
+        ``--enc-layers``): Linear(in, enc_dim), ``enc_layers`` residual layers, Linear(enc_dim, 2·zdim).
+    dec_dim, dec_layers : int
+        Width and number of hidden residual layers of the decoder MLP (same structure, output 2 values).
+    pe_type : str
+        Positional encoding, one of :data:`PE_TYPES`. Default ``"gaussian"``: random Fourier features with
+        standard deviation ``feat_sigma``, the default of cryoDRGN's train_vae (so our defaults learn at least
+        as well); unlike the axis-aligned geometric encodings its frequencies point in all directions, so the
+        decoder is not biased toward the lattice axes. ``"geom_ft"`` is the paper's geometric encoding
+        (wavelengths from 1 to Nyquist along x, y and z), ``"geom_lowf"`` the same with every wavelength 2π
+        times longer, ``"none"`` the raw coordinates.
+    pe_dim : int or None
+        Number of frequencies per axis (geometric) or a third of the number of random frequencies (gaussian);
+        None = box_size // 2.
+    feat_sigma : float
+        Standard deviation of the random frequencies of the gaussian encoding, in units of the box's Nyquist
+        frequency scale (the phase of frequency ω at coordinate k is (D/2)·(k·ω), ω ~ N(0, feat_sigma²)).
+    domain : str
+        ``"hartley"`` (the network outputs the pair (H(k), H(-k)) directly) or ``"fourier"`` (it outputs
+        (Re F(k), Im F(k)); the Hartley pair is (Re − Im, Re + Im)).
+    activation : str
+        One of :data:`ACTIVATIONS`.
+    encoder_input : str
+        ``"hartley"``: the encoder sees the masked Hartley transform of the (CTF sign-flipped) image;
+        ``"real"``: the masked real-space pixels.
+    enc_mask_radius_px : float or None
+        Radius (pixels; frequency pixels for Hartley input) of the disc of image values fed to the encoder;
+        None = box_size/2 − 1.
+    """
+
+    zdim: int = 8
+    enc_dim: int = 256
+    enc_layers: int = 3
+    dec_dim: int = 256
+    dec_layers: int = 3
+    pe_type: str = "gaussian"
+    pe_dim: int | None = None
+    feat_sigma: float = 0.5
+    domain: str = "hartley"
+    activation: str = "relu"
+    encoder_input: str = "hartley"
+    enc_mask_radius_px: float | None = None
+
+    def __post_init__(self) -> None:
+        choices = {"pe_type": PE_TYPES, "domain": DOMAINS, "activation": ACTIVATIONS,
+                   "encoder_input": ENCODER_INPUTS}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise InputError(f"model setting {name}={value!r} is not supported",
+                                 fix=f"use one of {', '.join(allowed)}")
+        for name in ("zdim", "enc_layers", "dec_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InputError(f"model setting {name}={value!r} must be a non-negative integer")
+        for name in ("enc_dim", "dec_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"model setting {name}={value!r} must be a positive integer")
+        if self.pe_dim is not None and (not isinstance(self.pe_dim, int) or self.pe_dim < 1):
+            raise InputError(f"model setting pe_dim={self.pe_dim!r} must be a positive integer or null")
+        if not self.feat_sigma > 0:
+            raise InputError(f"model setting feat_sigma={self.feat_sigma!r} must be positive")
+        if self.enc_mask_radius_px is not None and not self.enc_mask_radius_px > 0:
+            raise InputError(f"model setting enc_mask_radius_px={self.enc_mask_radius_px!r} must be positive "
+                             "or null")
+
+    @property
+    def heterogeneous(self) -> bool:
+        """True when the model has a latent space (zdim > 0)."""
+        return self.zdim > 0
+
+    def resolved_pe_dim(self, box_size: int) -> int:
+        """Number of frequencies per axis for this box: ``pe_dim`` or box_size // 2."""
+        return self.pe_dim if self.pe_dim is not None else box_size // 2
+
+    def resolved_enc_mask_radius_px(self, box_size: int) -> float:
+        """Radius of the encoder's input disc for this box: ``enc_mask_radius_px`` or box_size/2 − 1."""
+        return float(self.enc_mask_radius_px) if self.enc_mask_radius_px is not None else box_size / 2 - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain mapping of the fields (the ``model`` section of ``config.yaml``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], path: str | None = None) -> ModelConfig:
+        """Build from a mapping (e.g. a yaml section); unknown keys raise :class:`InputError`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown model setting(s) {', '.join(unknown)}", path=path,
+                             fix=f"known settings: {', '.join(sorted(known))}")
+        return cls(**dict(values))

@@ -1,0 +1,252 @@
+"""Coordinate-MLP decoder V(k, z) of a real volume's Hartley transform.
+
+For a 3-D frequency ``k`` (cycles/pixel, ``k ∈ [−0.5, 0.5]³``; the point of slice lattice vector k₂ under
+rotation R is ``k₂ @ R``) and a latent ``z``, the decoder returns the PAIR ``(H(k), H(−k))`` of Hartley values
+of a real volume (``H = Re − Im`` of the centred FFT). Hermitian symmetry is exact by construction: the
+network is only evaluated on a canonical half-space and the pair is swapped for points outside it:
+
+- canonical: ``kz < 0``, or ``kz == 0 and ky < 0``, or ``kz == ky == 0 and kx <= 0`` (DC included);
+- a point outside is evaluated at ``−k`` and the two values of the pair are swapped.
+
+The network output ``o = (o₀, o₁)`` at a canonical point is the pair itself (``domain="hartley"``) or ``(Re
+F(k), Im F(k))`` (``domain="fourier"``), whose pair is ``(Re − Im, Re + Im)``. At k = 0 both elements are the
+first one. Training therefore evaluates only the Hermitian half of each slice
+(``geometry.lattice.hermitian_half``): one evaluation gives the values at ``idx_half`` and ``idx_mirror``.
+
+Architecture (cryoDRGN's residual MLP, made cheaper): features = positional encoding of k; first layer
+``W_k·features + W_z·z + b`` where the z part is computed once per image (B, hidden) and broadcast over the
+points; then ``dec_layers`` residual layers ``h ← act(W h + b + h)``; then Linear(hidden, 2). Mixed precision:
+under ``torch.autocast`` the linear layers run in bf16/fp16; the positional encoding is always computed in
+float32 and the output is returned in float32.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cryoscape.geometry.fourier import iht3_center
+from cryoscape.models.config import ModelConfig
+from cryoscape.models.positional import PositionalEncoding
+
+
+def make_activation(name: str) -> nn.Module:
+    """The activation module for a :data:`~cryoscape.models.config.ACTIVATIONS` name."""
+    table = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+    if name not in table:
+        raise ValueError(f"unknown activation {name!r}; use one of {sorted(table)}")
+    return table[name]()
+
+
+def flip_to_canonical(coords: torch.Tensor) -> torch.Tensor:
+    """Boolean (...,): True where ``coords`` (..., 3) is outside the canonical half-space (module doc)."""
+    kx, ky, kz = coords[..., 0], coords[..., 1], coords[..., 2]
+    on_plane = kz == 0
+    return (kz > 0) | (on_plane & (ky > 0)) | (on_plane & (ky == 0) & (kx > 0))
+
+
+def grid_offsets_3d(box_size: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Integer frequency offsets (D³, 3) as (jx, jy, jz) of the centred grid [z, y, x], flat row-major.
+
+    Index i along an axis holds offset ``i − D//2``.
+    """
+    j = torch.arange(box_size, device=device) - box_size // 2
+    jz, jy, jx = torch.meshgrid(j, j, j, indexing="ij")
+    return torch.stack([jx.reshape(-1), jy.reshape(-1), jz.reshape(-1)], dim=-1)
+
+
+class Decoder(nn.Module):
+    """V(k, z) → Hartley pair (H(k), H(−k)) of a real volume (see module docstring).
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Uses dec_dim, dec_layers, pe_type, pe_dim, feat_sigma, domain, activation, zdim.
+    box_size : int
+        Box size D of the volume (pixels, even); sets the encoding's frequency scale and the default grid of
+        :meth:`eval_volume`.
+    generator : torch.Generator, optional
+        Source of the random frequencies of the gaussian encoding (the weights use torch's global RNG).
+
+    Attributes (state-dict names)
+    -----------------------------
+    pe.freqs : (3, M) buffer; input_coords : Linear(pe.out_dim, dec_dim); input_z : Linear(zdim, dec_dim,
+    bias=False) or None; hidden : ModuleList of dec_layers Linear(dec_dim, dec_dim); output :
+    Linear(dec_dim, 2).
+    """
+
+    def __init__(self, config: ModelConfig, box_size: int, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        self.box_size = int(box_size)
+        self.zdim = config.zdim
+        self.domain = config.domain
+        self.pe = PositionalEncoding(config.pe_type, self.box_size, config.resolved_pe_dim(self.box_size),
+                                     config.feat_sigma, generator)
+        hidden = config.dec_dim
+        self.input_coords = nn.Linear(self.pe.out_dim, hidden)
+        self.input_z = nn.Linear(self.zdim, hidden, bias=False) if self.zdim > 0 else None
+        self.hidden = nn.ModuleList([nn.Linear(hidden, hidden) for _ in range(config.dec_layers)])
+        self.output = nn.Linear(hidden, 2)
+        self.act = make_activation(config.activation)
+
+    # ------------------------------------------------------------------ network
+    def network(self, coords: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw network output at the given points, without canonicalisation.
+
+        Parameters
+        ----------
+        coords : torch.Tensor, shape (B, P, 3) or (P, 3)
+            Frequencies (cycles/pixel).
+        z : torch.Tensor, shape (B, zdim), or None
+            Latents (required iff zdim > 0).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, P, 2) (or (P, 2) when coords is 2-D and z is None); autocast dtype.
+        """
+        h = self.input_coords(self.pe(coords))
+        if self.zdim > 0:
+            if z is None:
+                raise ValueError(f"this decoder has zdim={self.zdim}: a latent z (B, {self.zdim}) is needed")
+            if z.ndim != 2 or z.shape[1] != self.zdim:
+                raise ValueError(f"z must have shape (B, {self.zdim}), got {tuple(z.shape)}")
+            if coords.ndim == 3 and coords.shape[0] != z.shape[0]:
+                raise ValueError(f"coords batch {coords.shape[0]} != z batch {z.shape[0]}")
+            h = h + self.input_z(z).unsqueeze(-2)
+        elif z is not None:
+            raise ValueError("this decoder is homogeneous (zdim=0): pass z=None")
+        h = self.act(h)
+        for layer in self.hidden:
+            h = self.act(layer(h) + h)
+        return self.output(h)
+
+    def forward(self, coords: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Hartley pairs (H(k), H(−k)) at ``coords``.
+
+        Parameters
+        ----------
+        coords : torch.Tensor, shape (B, P, 3) or (P, 3)
+            Frequencies k (cycles/pixel), e.g. slice lattice points ``k₂ @ R``. A (P, 3) array is shared
+            by all images of ``z``.
+        z : torch.Tensor, shape (B, zdim), or None
+            Latents (required iff zdim > 0).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, P, 2) (or (P, 2) when coords is 2-D and z is None), float32
+            ``[..., 0] = H(k)``, ``[..., 1] = H(−k)``.
+        """
+        with torch.autocast(device_type=coords.device.type, enabled=False):
+            k = coords.float()
+            flip = flip_to_canonical(k)
+            kc = torch.where(flip.unsqueeze(-1), -k, k)
+        out = self.network(kc, z).float()
+        if self.domain == "fourier":
+            re, im = out[..., 0], out[..., 1]
+            out = torch.stack([re - im, re + im], dim=-1)
+        out = torch.where(flip.unsqueeze(-1), out.flip(-1), out)
+        # k = 0 is its own mirror: both elements are the first one
+        is_dc = (k == 0).all(-1, keepdim=True)
+        return torch.where(is_dc, out[..., :1], out)
+
+    # ------------------------------------------------------------------ volumes
+    @torch.no_grad()
+    def eval_hartley_volumes(self, z: torch.Tensor | None = None, box_size: int | None = None,
+                             radius_px: float | None = None, batch_points: int = 65536) -> torch.Tensor:
+        """Centred Hartley transforms (N, D, D, D) of the volumes at latents ``z`` (zero outside the sphere).
+
+        Only the canonical half of the sphere is evaluated; each evaluation fills a point and its mirror.
+        See :meth:`eval_volumes` for the parameters. Values are in the decoder's units (not rescaled).
+        """
+        D = self.box_size if box_size is None else int(box_size)
+        if D % 2 or D < 2 or D > self.box_size:
+            raise ValueError(f"box_size must be even and at most the model's box {self.box_size}, got {D}")
+        radius = D / 2 if radius_px is None else float(radius_px)
+        device = self.output.weight.device
+        if self.zdim > 0:
+            if z is None:
+                raise ValueError(f"this decoder has zdim={self.zdim}: give z of shape (N, {self.zdim})")
+            z = torch.as_tensor(z, dtype=torch.float32, device=device).reshape(-1, self.zdim)
+            n_vol = z.shape[0]
+        else:
+            if z is not None:
+                raise ValueError("this decoder is homogeneous (zdim=0): pass z=None")
+            n_vol = 1
+        j = grid_offsets_3d(D, device)
+        inside = (j.double() ** 2).sum(-1) <= radius**2 + 1e-9
+        flip = flip_to_canonical(j)
+        mirror_on_grid = (j > -(D // 2)).all(-1)  # -j has all components <= D/2 - 1
+        flat = torch.arange(D**3, device=device)
+        idx_can = flat[inside & ~flip]
+        idx_orphan = flat[inside & flip & ~mirror_on_grid]  # mirror off the grid: evaluate at -k itself
+        mirror_flat = self._flat_index(-j, D)
+        k_eval = torch.cat([j[idx_can], -j[idx_orphan]]).to(torch.float32) / self.box_size
+        n_can = idx_can.shape[0]
+        # DC is its own mirror: it keeps the first element of its pair
+        can_has_mirror = mirror_on_grid[idx_can] & (mirror_flat[idx_can] != idx_can)
+        vols = torch.zeros((n_vol, D**3), dtype=torch.float32, device=device)
+        n_points = k_eval.shape[0]
+        z_chunk = max(1, min(n_vol, batch_points // max(n_points, 1)))
+        p_chunk = max(1, batch_points // z_chunk)
+        for z0 in range(0, n_vol, z_chunk):
+            zc = None if z is None else z[z0:z0 + z_chunk]
+            nz = 1 if zc is None else zc.shape[0]
+            pairs = torch.empty((nz, n_points, 2), dtype=torch.float32, device=device)
+            for p0 in range(0, n_points, p_chunk):
+                out = self.forward(k_eval[p0:p0 + p_chunk], zc)
+                pairs[:, p0:p0 + p_chunk] = out if zc is not None else out.unsqueeze(0)
+            v = vols[z0:z0 + nz]
+            v[:, idx_can] = pairs[:, :n_can, 0]
+            v[:, mirror_flat[idx_can[can_has_mirror]]] = pairs[:, :n_can, 1][:, can_has_mirror]
+            v[:, idx_orphan] = pairs[:, n_can:, 1]
+        return vols.reshape(n_vol, D, D, D)
+
+    @staticmethod
+    def _flat_index(offsets: torch.Tensor, box_size: int) -> torch.Tensor:
+        """Flat [z, y, x] index of integer offsets (..., 3) (jx, jy, jz), wrapped into the grid."""
+        i = (offsets + box_size // 2) % box_size
+        return (i[..., 2] * box_size + i[..., 1]) * box_size + i[..., 0]
+
+    @torch.no_grad()
+    def eval_volumes(self, z: torch.Tensor | None = None, box_size: int | None = None,
+                     radius_px: float | None = None, batch_points: int = 65536,
+                     scale: float = 1.0) -> torch.Tensor:
+        """Real-space volumes (N, D, D, D) float32, indexed [z, y, x], at latents ``z``.
+
+        Parameters
+        ----------
+        z : torch.Tensor or array, shape (N, zdim), or None
+            Latents; None for a homogeneous decoder (N = 1).
+        box_size : int, optional
+            Output box D' (even, ≤ the model's box D). A smaller box evaluates the central D'³ frequencies
+            (k = j / D for offsets j ∈ [−D'/2, D'/2)), i.e. a Fourier-cropped map with voxel size × D/D';
+            values are rescaled by (D'/D)³ so that density values are preserved (as
+            ``geometry.fourier.fourier_crop``).
+        radius_px : float, optional
+            Frequencies with |j| > radius_px (pixels of the output grid) are set to zero; default D'/2 (the
+            Nyquist sphere). ``math.inf`` evaluates the whole cube.
+        batch_points : int
+            Rows of the matmul per network call (latents × points), bounding memory.
+        scale : float
+            Factor applied to the decoded Hartley values (e.g. the data normalisation std).
+
+        Returns
+        -------
+        torch.Tensor, shape (N, D', D', D'), float32, on the decoder's device
+            ``iht3_center`` of the decoded Hartley volume: a slice of this volume's transform at ``k₂ @ R``
+            equals the decoder's prediction there (exactly on grid points).
+        """
+        hartley = self.eval_hartley_volumes(z, box_size, radius_px, batch_points)
+        D = hartley.shape[-1]
+        factor = scale * (D / self.box_size) ** 3
+        return iht3_center(hartley * factor).to(torch.float32)
+
+    @torch.no_grad()
+    def eval_volume(self, z: torch.Tensor | None = None, box_size: int | None = None,
+                    radius_px: float | None = None, batch_points: int = 65536,
+                    scale: float = 1.0) -> torch.Tensor:
+        """One real-space volume (D', D', D') at latent ``z`` (zdim,) or (1, zdim); see
+        :meth:`eval_volumes`."""
+        return self.eval_volumes(z, box_size, radius_px, batch_points, scale)[0]
+

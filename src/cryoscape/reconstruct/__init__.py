@@ -1,0 +1,1 @@
+"""cryoscape.reconstruct (see DESIGN.md for what this layer holds)."""

@@ -1,0 +1,382 @@
+"""Voxel back-projection with CTF correction and gold-standard half-maps (streaming, bounded memory).
+
+For every particle image X with rotation R, shift t (pixels) and CTF C (RELION model, ``geometry.ctf``):
+
+1. the image is zero-padded to ``P = pad_factor × D`` pixels (pad 1: no padding),
+2. F = centred 2-D FFT, translated by ``+t`` (``geometry.fourier.phase_shift_2d``; this centres the
+particle), 3. the 2-D lattice point k goes to the 3-D point ``k @ R`` (DESIGN.md) and is accumulated by
+trilinear
+   insertion (``geometry.slicing.insert_slices``, the adjoint of the slice operator):
+
+   ==============  ======================  =====================
+   correction      data +=                 weight +=
+   ==============  ======================  =====================
+   ``wiener``      C · F                   C²
+   ``phase-flip``  sign(C) · F             1
+   ``none``        F                       1
+   ==============  ======================  =====================
+
+The Fourier map is ``data / (weight + λ · mean(weight))`` (``λ = regularization``; the mean is over the
+voxels inside the Nyquist sphere that received data), set to zero beyond Nyquist, inverse-transformed,
+cropped back to D³ and divided by the Fourier transform of the trilinear kernel (gridding correction
+``sinc²(x/P) sinc²(y/P) sinc²(z/P)``, x in voxels from the centre).
+
+Particles are split at random (seeded) into two halves reconstructed independently; the full map uses the
+sum of both halves' accumulators. Scale: with images that are line integrals of a map (``Σ_z V``, as the
+simulator makes them) and no CTF, the result reproduces that map voxel for voxel. Images with white
+particles (RELION's convention) and the RELION CTF, which is positive at low frequency, give maps with
+protein positive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cryoscape.data.particles import ParticleSet
+from cryoscape.errors import InputError
+from cryoscape.geometry.ctf import ctf_grid
+from cryoscape.geometry.fourier import fft2_center, phase_shift_2d
+from cryoscape.geometry.slicing import insert_slices
+from cryoscape.io.records import CTFParams, Poses
+from cryoscape.progress import progress
+from cryoscape.reconstruct.fsc import FSCCurve, fsc_curve
+
+log = logging.getLogger(__name__)
+
+CTF_CORRECTIONS = ("wiener", "phase-flip", "none")
+AUTO_PAD_MAX_BOX = 64
+
+
+@dataclass(frozen=True)
+class BackprojectConfig:
+    """Options of :func:`backproject`.
+
+    Attributes
+    ----------
+    ctf_correction : {"wiener", "phase-flip", "none"}
+        How the CTF enters the accumulation (module docstring). Without CTF parameters only "none" applies.
+    regularization : float
+        Wiener constant λ relative to the mean weight (default 0.01); larger values damp noise where the
+        weight is small (high frequencies, CTF zeros).
+    pad_factor : int or None
+        Zero-padding factor of the images and of the Fourier grid (1 = none, 2 = twice the box: 8× the memory
+        and ~6× the time, about half the interpolation error). None (default): 2 for boxes up to 64, 1 above
+        (measured on one CPU thread: box 64 473 images/s unpadded, 86 padded; box 128 85 and 13).
+    chunk_size : int
+        Images per chunk held in memory.
+    seed : int
+        Seed of the random half-set split.
+    invert_contrast : bool
+        Multiply the images by -1 first (for data whose particles are black).
+    gridding_correction : bool
+        Divide by the attenuation of the trilinear insertion after the inverse FFT (see
+        :meth:`FourierAccumulator.volume`).
+    device : str
+        Torch device of the accumulation ("cpu", "cuda").
+    """
+
+    ctf_correction: str = "wiener"
+    regularization: float = 0.01
+    pad_factor: int | None = None
+    chunk_size: int = 256
+    seed: int = 0
+    invert_contrast: bool = False
+    gridding_correction: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.ctf_correction not in CTF_CORRECTIONS:
+            raise InputError(f"unknown CTF correction '{self.ctf_correction}'",
+                             fix=f"choose one of {', '.join(CTF_CORRECTIONS)}")
+        if self.regularization < 0:
+            raise InputError(f"regularization must be >= 0, got {self.regularization}")
+        if self.pad_factor is not None and int(self.pad_factor) < 1:
+            raise InputError(f"pad factor must be an integer >= 1, got {self.pad_factor}")
+        if int(self.chunk_size) < 1:
+            raise InputError(f"chunk size must be >= 1, got {self.chunk_size}")
+
+    def pad_for(self, box_size: int) -> int:
+        """The padding factor used for images of ``box_size`` pixels (resolves the automatic default)."""
+        if self.pad_factor is not None:
+            return int(self.pad_factor)
+        return 2 if box_size <= AUTO_PAD_MAX_BOX else 1
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Result of :func:`backproject`.
+
+    Attributes
+    ----------
+    full, half1, half2 : ndarray, shape (D, D, D), float32
+        Maps (protein positive) from all particles and from each random half.
+    voxel_size_angstrom : float
+    half : ndarray, shape (N,), int8
+        Half (1 or 2) of every particle, in the order of the particle set.
+    fsc : FSCCurve
+        Gold-standard (unmasked) FSC between ``half1`` and ``half2``.
+    """
+
+    full: np.ndarray
+    half1: np.ndarray
+    half2: np.ndarray
+    voxel_size_angstrom: float
+    half: np.ndarray
+    fsc: FSCCurve
+
+
+def half_split(n: int, seed: int = 0) -> np.ndarray:
+    """Random assignment of ``n`` particles to halves 1 and 2 (sizes ⌈n/2⌉ and ⌊n/2⌋), reproducible by seed.
+
+    Returns
+    -------
+    ndarray, shape (n,), int8
+    """
+    order = np.random.default_rng(seed).permutation(n)
+    half = np.full(n, 2, dtype=np.int8)
+    half[order[: (n + 1) // 2]] = 1
+    return half
+
+
+class FourierAccumulator:
+    """Running sums ``data`` and ``weight`` of a back-projection on a centred P³ Fourier grid.
+
+    Parameters
+    ----------
+    box_size
+        Image box D (pixels).
+    pad_factor
+        Grid side P = pad_factor × D.
+    device
+        Torch device.
+    """
+
+    def __init__(self, box_size: int, pad_factor: int = 1, device: str = "cpu"):
+        self.box_size = int(box_size)
+        self.pad_factor = int(pad_factor)
+        self.grid_size = self.box_size * self.pad_factor
+        g = self.grid_size
+        # single precision keeps a 256³ grid at 200 MB per accumulator; the final division is in double
+        self.data = torch.zeros((g, g, g), dtype=torch.complex64, device=device)
+        self.weight = torch.zeros((g, g, g), dtype=torch.float32, device=device)
+        self.count = 0
+
+    def add(self, slices: torch.Tensor, weights: torch.Tensor | None, rotations: np.ndarray) -> None:
+        """Insert (k, P, P) centred Fourier slices with their (k, P, P) weights at rotations (k, 3, 3)."""
+        if slices.shape[0] == 0:
+            return
+        data, weight = insert_slices(slices.to(torch.complex64), rotations, self.grid_size,
+                                     weights=None if weights is None else weights.to(torch.float32))
+        self.data += data
+        self.weight += weight
+        self.count += slices.shape[0]
+
+    def absorb(self, other: FourierAccumulator) -> None:
+        """Add ``other``'s sums into this accumulator (in place)."""
+        self.data += other.data
+        self.weight += other.weight
+        self.count += other.count
+
+    def volume(self, regularization: float, gridding_correction: bool = True) -> np.ndarray:
+        """The real-space map (D, D, D), float32, from ``data / (weight + λ mean(weight))``.
+
+        The gridding correction divides by ``g(x) g(y) g(z)`` with ``g(x) = sinc(x / P)^p`` (x in voxels from
+        the centre): ``p = 2``, the transform of the trilinear kernel, on a padded grid; ``p = 1`` without
+        padding, where the normalised insertion attenuates less (measured on noiseless simulated data,
+        box 32: relative error to the truth 0.119 with no correction, 0.094 with p = 1, 0.126 with p = 2;
+        padded twice: 0.059, 0.055, 0.055).
+        """
+        g = self.grid_size
+        freqs = torch.arange(g, dtype=torch.float64, device=self.data.device) - g // 2
+        radius2 = freqs[:, None, None] ** 2 + freqs[None, :, None] ** 2 + freqs[None, None, :] ** 2
+        inside = radius2 <= (g / 2) ** 2
+        filled = inside & (self.weight > 0)
+        if not bool(filled.any()):
+            return np.zeros((self.box_size,) * 3, dtype=np.float32)
+        weight = self.weight.to(torch.float64)
+        lam = float(regularization) * float(weight[filled].mean())
+        denom = torch.where(filled, weight + lam, 1.0)
+        ft = torch.where(filled, self.data.to(torch.complex128) / denom,
+                         torch.zeros((), dtype=torch.complex128, device=self.data.device))
+        del weight, denom
+        ft = torch.fft.ifftshift(ft, dim=(-3, -2, -1))
+        vol = torch.fft.fftshift(torch.fft.ifftn(ft, dim=(-3, -2, -1)), dim=(-3, -2, -1)).real
+        d = self.box_size
+        start = g // 2 - d // 2
+        vol = vol[start:start + d, start:start + d, start:start + d]
+        if gridding_correction:
+            x = (torch.arange(d, dtype=torch.float64, device=vol.device) - d // 2) / g
+            s = torch.sinc(x) ** (2 if self.pad_factor > 1 else 1)
+            vol = vol / (s[:, None, None] * s[None, :, None] * s[None, None, :])
+        return vol.to(torch.float32).cpu().numpy()
+
+
+def _fourier_slices(images: np.ndarray, shifts_px: np.ndarray, pad_factor: int,
+                    device: str) -> torch.Tensor:
+    """Centred 2-D FFTs (k, P, P) of the zero-padded images, translated by +shift (pixels)."""
+    x = torch.as_tensor(images, dtype=torch.float64, device=device)
+    d = x.shape[-1]
+    p = d * pad_factor
+    if pad_factor > 1:
+        lo = p // 2 - d // 2
+        padded = torch.zeros((x.shape[0], p, p), dtype=x.dtype, device=device)
+        padded[:, lo:lo + d, lo:lo + d] = x
+        x = padded
+    ft = fft2_center(x)
+    shifts = torch.as_tensor(np.asarray(shifts_px, dtype=np.float64), device=device)
+    return phase_shift_2d(ft, shifts)
+
+
+def _ctf_slices(ctf: CTFParams, grid_size: int, device: str) -> torch.Tensor:
+    """CTF (k, P, P) on the centred grid of the padded images (same pixel size, P pixels)."""
+    values = ctf_grid(
+        grid_size, ctf.pixel_size_angstrom, ctf.defocus_u_angstrom, ctf.defocus_v_angstrom,
+        ctf.defocus_angle_deg, ctf.voltage_kv, ctf.cs_mm, ctf.amplitude_contrast, ctf.phase_shift_deg,
+        bfactor_angstrom2=ctf.bfactor_angstrom2)
+    return torch.as_tensor(np.asarray(values), dtype=torch.float64, device=device)
+
+
+def backproject_chunk(accumulators: tuple[FourierAccumulator, ...], assignment: np.ndarray,
+                      images: np.ndarray, rotations: np.ndarray, shifts_px: np.ndarray,
+                      ctf: CTFParams | None, config: BackprojectConfig) -> None:
+    """Back-project one chunk of images into ``accumulators[assignment[i]]``.
+
+    Parameters
+    ----------
+    accumulators
+        One accumulator per group (e.g. two half-sets).
+    assignment : ndarray, shape (k,), int
+        Group (0-based position in ``accumulators``) of each image.
+    images : ndarray, shape (k, D, D)
+    rotations : ndarray, shape (k, 3, 3)
+    shifts_px : ndarray, shape (k, 2)
+        (x, y) shifts in pixels of D; the image is translated by ``+shift``.
+    ctf : CTFParams or None
+        CTF of these k images (required unless ``config.ctf_correction == "none"``).
+    config : BackprojectConfig
+    """
+    acc0 = accumulators[0]
+    images = np.asarray(images)
+    if config.invert_contrast:
+        images = -images
+    slices = _fourier_slices(images, shifts_px, acc0.pad_factor, config.device)
+    if config.ctf_correction == "none":
+        weights = None
+    else:
+        if ctf is None:
+            raise InputError(f"CTF correction '{config.ctf_correction}' needs CTF parameters",
+                             fix="give --ctf, or use --ctf-correction none")
+        c = _ctf_slices(ctf, acc0.grid_size, config.device)
+        if config.ctf_correction == "wiener":
+            slices = slices * c
+            weights = c * c
+        else:
+            slices = slices * torch.sign(c)
+            weights = None
+    for group, acc in enumerate(accumulators):
+        sel = np.flatnonzero(assignment == group)
+        if sel.size == 0:
+            continue
+        sel_t = torch.as_tensor(sel, device=slices.device)
+        w = None if weights is None else weights[sel_t]
+        acc.add(slices[sel_t], w, rotations[sel])
+
+
+def _reconstruct(chunks: Iterable[tuple[np.ndarray, np.ndarray, Poses, CTFParams | None]], n: int,
+                 box: int, voxel_size_angstrom: float, config: BackprojectConfig,
+                 show_progress: bool) -> Reconstruction:
+    """Core of :func:`backproject`: ``chunks`` yields (positions, images, poses, ctf) covering 0..n-1."""
+    if n < 2:
+        raise InputError(f"back-projection needs at least 2 particles for two half-sets, got {n}")
+    half = half_split(n, config.seed)
+    pad = config.pad_for(box)
+    accs = (FourierAccumulator(box, pad, config.device), FourierAccumulator(box, pad, config.device))
+    bar = progress(total=n, desc="back-project", unit="img") if show_progress else None
+    with torch.no_grad():
+        for positions, images, poses, ctf in chunks:
+            backproject_chunk(accs, half[positions] - 1, images, poses.rotations, poses.shifts_px, ctf,
+                              config)
+            if bar is not None:
+                bar.update(len(positions))
+        if bar is not None:
+            bar.close()
+        half1 = accs[0].volume(config.regularization, config.gridding_correction)
+        half2 = accs[1].volume(config.regularization, config.gridding_correction)
+        accs[0].absorb(accs[1])
+        full = accs[0].volume(config.regularization, config.gridding_correction)
+    apix = float(voxel_size_angstrom)
+    return Reconstruction(full=full, half1=half1, half2=half2, voxel_size_angstrom=apix, half=half,
+                          fsc=fsc_curve(half1, half2, apix))
+
+
+def backproject(particles: ParticleSet, config: BackprojectConfig = BackprojectConfig(),
+                show_progress: bool = True) -> Reconstruction:
+    """Reconstruct the full map and two random half-maps of a particle set, streaming over chunks.
+
+    Parameters
+    ----------
+    particles : ParticleSet
+        Images with poses (required) and CTF (required unless ``config.ctf_correction == "none"``).
+    config : BackprojectConfig
+    show_progress
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    Reconstruction
+        Maps with protein positive and the gold-standard FSC between the halves.
+    """
+    if particles.poses is None:
+        raise InputError("back-projection needs poses", fix="give --poses (.star, .cs or cryoDRGN .pkl)")
+    if config.ctf_correction != "none" and particles.ctf is None:
+        raise InputError(f"CTF correction '{config.ctf_correction}' needs CTF parameters",
+                         fix="give --ctf (.star, .cs or cryoDRGN .pkl), or use --ctf-correction none")
+    apix = particles.pixel_size_angstrom
+    if apix is None or apix <= 0:
+        log.warning("no pixel size in the input; writing 1.0 Å")
+        apix = 1.0
+
+    def chunks():
+        for positions, images in particles.iter_chunks(int(config.chunk_size)):
+            ctf = None if particles.ctf is None else particles.ctf.subset(positions)
+            yield positions, images, particles.poses.subset(positions), ctf
+
+    return _reconstruct(chunks(), len(particles), particles.box_size, apix, config, show_progress)
+
+
+def backproject_arrays(images: np.ndarray, poses: Poses, ctf: CTFParams | None = None,
+                       voxel_size_angstrom: float = 1.0, config: BackprojectConfig = BackprojectConfig(),
+                       show_progress: bool = False) -> Reconstruction:
+    """:func:`backproject` for images already in memory.
+
+    Parameters
+    ----------
+    images : ndarray, shape (N, D, D)
+    poses : Poses
+        N rotations and shifts (pixels of D).
+    ctf : CTFParams, optional
+        Required unless ``config.ctf_correction == "none"``.
+    voxel_size_angstrom
+        Pixel size written into the result (Å).
+    """
+    images = np.asarray(images)
+    n = images.shape[0]
+    if len(poses) != n or (ctf is not None and len(ctf) != n):
+        raise InputError(f"{n} images but {len(poses)} poses"
+                         + ("" if ctf is None else f" and {len(ctf)} CTF parameter sets"))
+    if config.ctf_correction != "none" and ctf is None:
+        raise InputError(f"CTF correction '{config.ctf_correction}' needs CTF parameters")
+    step = int(config.chunk_size)
+
+    def chunks():
+        for start in range(0, n, step):
+            positions = np.arange(start, min(n, start + step))
+            yield (positions, images[positions], poses.subset(positions),
+                   None if ctf is None else ctf.subset(positions))
+
+    return _reconstruct(chunks(), n, images.shape[-1], voxel_size_angstrom, config, show_progress)

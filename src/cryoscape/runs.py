@@ -1,0 +1,307 @@
+"""The run directory: every file name of a training run, and saving/loading its checkpoints and config.
+
+Layout (``N`` = number of completed epochs, 1-based)::
+
+    RUN/config.yaml          the TrainConfig (flag = field = key)
+    RUN/run.log              the training log
+    RUN/weights.N.pt         model + optimizer + RNG state + config (torch.load(weights_only=True))
+    RUN/z.N.npz              latent means ``mean`` (n, zdim), log-variances ``logvar`` and original particle
+                             ``indices`` (n,), rows in increasing original index
+    RUN/reconstruct.N.mrc    homogeneous runs: the map after epoch N
+    RUN/analyze.N/           analysis output of epoch N
+
+Every file is written atomically (temporary file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from cryoscape.errors import InputError
+
+CHECKPOINT_FORMAT = "cryoscape-checkpoint-1"
+
+_WEIGHTS_RE = re.compile(r"^weights\.(\d+)\.pt$")
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True)
+class LatentFile:
+    """Contents of ``z.N.npz``.
+
+    Attributes
+    ----------
+    mean, logvar : ndarray, shape (n, zdim), float32
+        Posterior mean and log-variance of every particle.
+    indices : ndarray, shape (n,), int64
+        0-based index of each row's particle in the original stack (increasing).
+    """
+
+    mean: np.ndarray
+    logvar: np.ndarray
+    indices: np.ndarray
+
+
+class RunDir:
+    """Names and contents of a run directory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The run directory (need not exist yet).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # --- names ----------------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "run.log"
+
+    def weights_path(self, epoch: int) -> Path:
+        return self.path / f"weights.{int(epoch)}.pt"
+
+    def z_path(self, epoch: int) -> Path:
+        return self.path / f"z.{int(epoch)}.npz"
+
+    def volume_path(self, epoch: int) -> Path:
+        return self.path / f"reconstruct.{int(epoch)}.mrc"
+
+    def analyze_dir(self, epoch: int) -> Path:
+        return self.path / f"analyze.{int(epoch)}"
+
+    # --- discovery ------------------------------------------------------------------------------------------
+    def epochs(self) -> list[int]:
+        """Epochs with a checkpoint, increasing."""
+        if not self.path.is_dir():
+            return []
+        found = [int(m.group(1)) for p in self.path.iterdir() if (m := _WEIGHTS_RE.match(p.name))]
+        return sorted(found)
+
+    def latest_epoch(self) -> int | None:
+        """The last checkpointed epoch, or None."""
+        found = self.epochs()
+        return found[-1] if found else None
+
+    def resolve_epoch(self, epoch: int | None) -> int:
+        """``epoch`` if its checkpoint exists, the latest when None; InputError otherwise."""
+        found = self.epochs()
+        if not found:
+            raise InputError(
+                "no checkpoint weights.N.pt found",
+                path=self.path,
+                fix="give the output folder of cryoscape train-vae/train-nn/import-cryodrgn",
+            )
+        if epoch is None:
+            return found[-1]
+        if epoch == -1:
+            return found[-1]
+        if int(epoch) not in found:
+            raise InputError(
+                f"no checkpoint for epoch {epoch} (found {', '.join(map(str, found))})",
+                path=self.path,
+                fix="choose one of the saved epochs",
+            )
+        return int(epoch)
+
+    # --- config ---------------------------------------------------------------------------------------------
+    def save_config(self, config: Any) -> None:
+        """Write ``config.yaml`` atomically from a (nested) config dataclass or a mapping."""
+        values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        text = yaml.safe_dump(values, sort_keys=False)
+
+        def write(tmp: str) -> None:
+            Path(tmp).write_text(text)
+
+        _atomic_write(self.config_path, write)
+
+    def load_config_dict(self) -> dict[str, Any]:
+        """``config.yaml`` as nested mappings (``training.config.read_run_config`` makes the TrainConfig)."""
+        if not self.config_path.is_file():
+            raise InputError(
+                "config.yaml not found",
+                path=self.path,
+                fix="give the output folder of cryoscape train-vae/train-nn/import-cryodrgn",
+            )
+        try:
+            values = yaml.safe_load(self.config_path.read_text())
+        except yaml.YAMLError as exc:
+            raise InputError(
+                f"cannot read the run configuration: {str(exc).splitlines()[0]}",
+                path=self.config_path,
+                fix="restore the config.yaml written by training",
+            ) from None
+        if not isinstance(values, dict):
+            raise InputError("the run configuration is not a mapping", path=self.config_path)
+        return values
+
+    # --- checkpoints ----------------------------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int, state: dict[str, Any]) -> Path:
+        """Write ``weights.<epoch>.pt`` atomically; ``state`` holds tensors, numbers, strings, dicts, lists."""
+        import torch
+
+        path = self.weights_path(epoch)
+        payload = dict(state)
+        payload["format"] = CHECKPOINT_FORMAT
+        payload["epoch"] = int(epoch)
+        _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        return path
+
+    def load_checkpoint(self, epoch: int | None = None, map_location: str = "cpu") -> dict[str, Any]:
+        """Read ``weights.<epoch>.pt`` (the latest when None) with ``weights_only=True``."""
+        return load_checkpoint_file(self.weights_path(self.resolve_epoch(epoch)), map_location=map_location)
+
+    # --- latents --------------------------------------------------------------------------------------------
+    def save_z(self, epoch: int, mean: np.ndarray, logvar: np.ndarray, indices: np.ndarray) -> Path:
+        """Write ``z.<epoch>.npz`` atomically, rows sorted by original particle index."""
+        return save_latents(self.z_path(epoch), mean, logvar, indices)
+
+    def load_z(self, epoch: int | None = None) -> LatentFile:
+        """Read ``z.<epoch>.npz`` (the latest checkpoint's when None)."""
+        path = self.z_path(self.resolve_epoch(epoch))
+        return load_z_file(path)
+
+
+def save_latents(
+    path: str | os.PathLike,
+    mean: np.ndarray,
+    logvar: np.ndarray,
+    indices: np.ndarray,
+    **per_particle: np.ndarray,
+) -> Path:
+    """Write a latent file (``mean``, ``logvar``, ``indices`` and any other per-particle arrays) atomically.
+
+    Rows are sorted by original particle index, whatever order they are given in.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    order = np.argsort(indices, kind="stable")
+    arrays = {
+        "mean": np.asarray(mean, dtype=np.float32)[order],
+        "logvar": np.asarray(logvar, dtype=np.float32)[order],
+        "indices": indices[order],
+    }
+    for name, values in per_particle.items():
+        arrays[name] = np.asarray(values)[order]
+    path = Path(path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    _atomic_write(path, write)
+    return path
+
+
+def load_z_file(path: str | os.PathLike) -> LatentFile:
+    """Read a ``z.N.npz`` file written by :meth:`RunDir.save_z`."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return LatentFile(
+                mean=data["mean"], logvar=data["logvar"], indices=data["indices"].astype(np.int64)
+            )
+    except FileNotFoundError:
+        raise InputError(
+            "latent file not found", path=path, fix="run training with a checkpoint at this epoch"
+        ) from None
+    except (KeyError, ValueError, OSError) as exc:
+        raise InputError(
+            f"not a cryoscape latent file ({exc})", path=path, fix="give a z.N.npz written by cryoscape"
+        ) from None
+
+
+def load_checkpoint_file(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (no code can run)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("checkpoint not found", path=path, fix="give a weights.N.pt written by cryoscape")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise InputError(
+            f"cannot read the checkpoint ({type(exc).__name__}: {exc})".splitlines()[0],
+            path=path,
+            fix="give a weights.N.pt written by cryoscape",
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(
+            "not a cryoscape checkpoint", path=path, fix="give a weights.N.pt written by cryoscape"
+        )
+    return state
+
+
+def find_run(path: str | os.PathLike) -> tuple[RunDir, int | None]:
+    """A run directory and an epoch from a run folder or a ``weights.N.pt`` path (epoch None for a folder)."""
+    p = Path(path)
+    if p.is_file():
+        m = _WEIGHTS_RE.match(p.name)
+        if not m:
+            raise InputError("expected a run folder or a weights.N.pt checkpoint", path=p)
+        return RunDir(p.parent), int(m.group(1))
+    if p.is_dir():
+        return RunDir(p), None
+    raise InputError(
+        "run folder or checkpoint not found",
+        path=p,
+        fix="give the output folder of cryoscape train-vae/train-nn/import-cryodrgn",
+    )
+
+
+def load_model(run: RunDir, epoch: int | None = None, device: str = "cpu"):
+    """The trained model of ``run`` at ``epoch`` (latest when None), in eval mode.
+
+    Returns
+    -------
+    (model, dict, int)
+        The model (``build_model(ModelConfig, box_size)`` with the checkpoint's weights), the run
+        configuration stored in the checkpoint (nested mappings; ``training.config.train_config_from_dict`` makes the
+        TrainConfig) and the epoch loaded.
+    """
+    from cryoscape.models import ModelConfig, build_model
+
+    epoch = run.resolve_epoch(epoch)
+    path = run.weights_path(epoch)
+    state = load_checkpoint_file(path, map_location=device)
+    config = state.get("config")
+    try:
+        model_config = ModelConfig.from_dict(config["model"], path=str(path))
+        box = int(config["data"]["box_size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"the checkpoint's configuration is unreadable ({exc})", path=path) from None
+    model = build_model(model_config, box)
+    model.load_state_dict(state["model"])
+    model.to(device)
+    model.eval()
+    return model, config, epoch

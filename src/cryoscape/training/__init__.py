@@ -1,0 +1,1 @@
+"""cryoscape.training (see DESIGN.md for what this layer holds)."""

@@ -1,0 +1,226 @@
+"""Frozen configuration of a training run (flag = field = yaml key).
+
+A run's ``config.yaml`` is exactly :class:`TrainConfig` as nested mappings: ``model`` (the models layer's
+``ModelConfig``), ``data`` (:class:`DataConfig`) and the optimisation fields at the top level. Every field
+whose name is not marked *resolved* has a command-line flag of the same name with dashes (``num_epochs`` ↔
+``--num-epochs``/``-n``, ``model.zdim`` ↔ ``--zdim``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryoscape.models.config import ModelConfig
+
+# Defaults that differ from cryoDRGN are listed by the commands' --help (cli/train_vae.py).
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_LR = 1e-4
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the particles come from and how images are prepared.
+
+    Attributes
+    ----------
+    particles, poses, ctf, ind, datadir : str or None
+        The standard particle options (see ``cryoscape.data.particles.load_particles``).
+    invert_data : bool
+        Multiply images by -1. Off by default: with RELION's CTF sign, RELION/cryoSPARC particles (white
+        protein) need no inversion. cryoDRGN inverts by default because its CTF has the opposite sign.
+    window : bool
+        Multiply images by a soft circular real-space window before the transform.
+    window_r : float
+        Inner radius of the window as a fraction of the half box (cosine edge from there to 0.99).
+    lazy : bool or None
+        Read images from disk batch by batch (True), load the stack into memory (False), or decide by size
+        (None: in memory when the Hartley stack fits in ``max_memory_gb``).
+    max_memory_gb : float
+        Memory budget for the in-memory mode (GiB).
+    chunk_size : int
+        Images per contiguous chunk in lazy mode (chunks are shuffled, then images within a chunk).
+    num_workers : int
+        Worker processes reading and transforming batches (0 = in the training process).
+    data_std : float or None
+        *Resolved*: standard deviation of the Hartley values used to normalise the data (estimated on a
+        sample at the start of training; stored so evaluation uses the same value).
+    box_size : int or None
+        *Resolved*: box size of the images (pixels).
+    pixel_size_angstrom : float or None
+        *Resolved*: pixel size (Å) of the images.
+    """
+
+    particles: str | None = None
+    poses: str | None = None
+    ctf: str | None = None
+    ind: str | None = None
+    datadir: str | None = None
+    invert_data: bool = False
+    window: bool = True
+    window_r: float = 0.85
+    lazy: bool | None = None
+    max_memory_gb: float = 4.0
+    chunk_size: int = 1024
+    num_workers: int = 0
+    data_std: float | None = None
+    box_size: int | None = None
+    pixel_size_angstrom: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run.
+
+    Attributes
+    ----------
+    model : ModelConfig
+        Architecture (encoder, decoder, latent dimension; ``zdim = 0`` for a homogeneous decoder).
+    data : DataConfig
+        Particles and image preparation.
+    num_epochs : int
+        Epochs to train (``-n``).
+    batch_size : int
+        Images per optimisation step (``-b``; per process under torchrun).
+    lr : float
+        Adam learning rate.
+    weight_decay : float
+        Adam weight decay.
+    beta : float or None
+        KL weight; None means 1/zdim.
+    beta_schedule : str
+        ``constant``, ``linear:E`` or ``cyclic:E`` (see ``training.losses.beta_at``).
+    loss_radius_px : float or None
+        Radius (pixels of the Fourier lattice) of the disc the loss is computed on; None means D/2 - 1.
+    amp : bool
+        Mixed precision: bf16 autocast on CPUs with native bf16, CUDA AMP on GPUs; weights and loss in fp32.
+    seed : int
+        Seed of model initialisation, shuffling and reparameterisation noise.
+    checkpoint_every : int
+        Write ``weights.N.pt`` (and ``z.N.npz`` / ``reconstruct.N.mrc``) every this many epochs (and at the
+        end).
+    log_interval : int
+        Images between progress lines in ``run.log``.
+    device : str
+        ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    volume_radius_px : float or None
+        Frequency radius (pixels) inside which maps are decoded (``reconstruct.N.mrc``, eval-vol); None means
+        D/2 (the Nyquist sphere). Runs imported from cryoDRGN Hartley models use ``.inf`` (cryoDRGN fills the
+        whole cube).
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    num_epochs: int = 20
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lr: float = DEFAULT_LR
+    weight_decay: float = 0.0
+    beta: float | None = None
+    beta_schedule: str = "constant"
+    loss_radius_px: float | None = None
+    amp: bool = True
+    seed: int = 0
+    checkpoint_every: int = 1
+    log_interval: int = 1000
+    device: str = "auto"
+    volume_radius_px: float | None = None
+
+    def effective_beta(self) -> float:
+        """The KL weight: ``beta`` or 1/zdim (0 for a homogeneous model)."""
+        zdim = int(getattr(self.model, "zdim", 0))
+        if zdim == 0:
+            return 0.0
+        return float(self.beta) if self.beta is not None else 1.0 / zdim
+
+    def loss_radius(self, box_size: int) -> float:
+        """Loss radius in pixels of the lattice for ``box_size``."""
+        return float(self.loss_radius_px) if self.loss_radius_px is not None else box_size / 2 - 1
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A nested dataclass as plain nested dicts (yaml- and ``torch.load(weights_only=True)``-safe)."""
+    return dataclasses.asdict(config)
+
+
+def _field_type(cls: type, name: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    return hints[name]
+
+
+def _dataclass_in(tp: Any) -> type | None:
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        for arg in typing.get_args(tp):
+            if dataclasses.is_dataclass(arg):
+                return arg
+    return None
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """Convert yaml scalars/lists to the annotated type (tuples from lists, ints to floats)."""
+    if value is None:
+        return None
+    sub = _dataclass_in(tp)
+    if sub is not None and isinstance(value, dict):
+        return from_dict(sub, value)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if isinstance(tp, types.UnionType) or origin is typing.Union:
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(value, non_none[0]) if len(non_none) == 1 else value
+    if origin is tuple:
+        return tuple(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Build the dataclass ``cls`` (recursively) from a mapping; unknown keys raise ValueError."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
+    kwargs = {name: _coerce(value, _field_type(cls, name)) for name, value in values.items()}
+    return cls(**kwargs)
+
+
+def train_config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from the nested mapping of a ``config.yaml`` or a checkpoint."""
+    return from_dict(TrainConfig, values)
+
+
+def read_run_config(run: Any) -> TrainConfig:
+    """The TrainConfig of a run directory (``cryoscape.runs.RunDir``) from its ``config.yaml``."""
+    from cryoscape.errors import InputError
+
+    try:
+        return train_config_from_dict(run.load_config_dict())
+    except (ValueError, TypeError) as exc:
+        raise InputError(
+            f"cannot read the run configuration: {exc}",
+            path=run.config_path,
+            fix="restore the config.yaml written by training",
+        ) from None
+
+
+def config_from_checkpoint(state: dict[str, Any], path: Any) -> TrainConfig:
+    """The TrainConfig stored in a checkpoint dictionary."""
+    from cryoscape.errors import InputError
+
+    try:
+        return train_config_from_dict(state["config"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"the checkpoint's configuration is unreadable: {exc}", path=path) from None
+
+
+def load_trained(run: Any, epoch: int | None = None, device: str = "cpu"):
+    """(model, TrainConfig, epoch) of a run directory's checkpoint (``runs.load_model`` + the config)."""
+    from cryoscape.runs import load_model
+
+    model, values, epoch = load_model(run, epoch, device=device)
+    return model, config_from_checkpoint({"config": values}, run.weights_path(epoch)), epoch

@@ -1,0 +1,176 @@
+"""Decoder: shapes, exact Hermitian symmetry, volumes consistent with slices, mixed precision, learning."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from cryoscape.geometry.lattice import hermitian_half, slice_coords
+from cryoscape.models import ModelConfig
+from cryoscape.models.decoders import Decoder
+from cryoscape.models.vae import HomogeneousModel
+
+
+def _ht3_numpy(vol: np.ndarray) -> np.ndarray:
+    """Independent centred 3-D Hartley transform: Re - Im of fftshift(fftn(ifftshift(v)))."""
+    f = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(vol.astype(np.float64))))
+    return f.real - f.imag
+
+
+def _decoder(domain="hartley", zdim=3, pe_type="gaussian", box=12, seed=0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(zdim=zdim, dec_dim=32, dec_layers=2, pe_type=pe_type, domain=domain)
+    return Decoder(cfg, box, generator=torch.Generator().manual_seed(seed))
+
+
+def test_shapes_and_shared_coordinates():
+    dec = _decoder()
+    z = torch.randn(4, 3)
+    coords = torch.rand(4, 50, 3) - 0.5
+    assert dec(coords, z).shape == (4, 50, 2)
+    shared = torch.rand(50, 3) - 0.5
+    out_shared = dec(shared, z)
+    out_expanded = dec(shared.expand(4, 50, 3), z)
+    assert out_shared.shape == (4, 50, 2)
+    torch.testing.assert_close(out_shared, out_expanded)
+    homo = _decoder(zdim=0)
+    assert homo(shared).shape == (50, 2)
+    assert homo(coords).shape == (4, 50, 2)
+    with pytest.raises(ValueError):
+        dec(coords, None)
+
+
+@pytest.mark.parametrize("domain", ["hartley", "fourier"])
+@pytest.mark.parametrize("pe_type", ["gaussian", "geom_ft", "geom_lowf", "none"])
+def test_hermitian_symmetry(domain, pe_type):
+    dec = _decoder(domain=domain, pe_type=pe_type)
+    z = torch.randn(3, 3)
+    k = torch.rand(3, 40, 3) - 0.5
+    k[:, :5, 2] = 0.0  # points on the kz = 0 plane use the tie-break
+    k[:, :2, 1] = 0.0
+    k[:, 5] = 0.0  # DC: its own mirror, both elements equal
+    plus, minus = dec(k, z), dec(-k, z)
+    torch.testing.assert_close(minus, plus.flip(-1), rtol=0, atol=0)
+    torch.testing.assert_close(plus[:, 5, 0], plus[:, 5, 1], rtol=0, atol=0)
+
+
+def test_fourier_domain_pair_is_re_minus_im_and_re_plus_im():
+    dec = _decoder(domain="fourier")
+    z = torch.randn(2, 3)
+    k = torch.rand(2, 30, 3) - 0.5
+    k[..., 2] = -k[..., 2].abs() - 1e-3  # canonical half-space: network evaluated as is
+    raw = dec.network(k, z)
+    pair = dec(k, z)
+    torch.testing.assert_close(pair[..., 0], raw[..., 0] - raw[..., 1])
+    torch.testing.assert_close(pair[..., 1], raw[..., 0] + raw[..., 1])
+    # outside the half-space the value is the complex conjugate of F(-k): H(k) = Re + Im
+    torch.testing.assert_close(dec(-k, z)[..., 0], raw[..., 0] + raw[..., 1])
+
+
+def _permutation_rotations():
+    mats = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product([1, -1], repeat=3):
+            m = np.zeros((3, 3))
+            m[np.arange(3), perm] = signs
+            if np.isclose(np.linalg.det(m), 1):
+                mats.append(m)
+    return np.array(mats)  # the 24 rotations of the cube
+
+
+@pytest.mark.parametrize("domain", ["hartley", "fourier"])
+def test_eval_volume_matches_slice_predictions(domain):
+    box = 12
+    dec = _decoder(domain=domain, box=box)
+    z = torch.randn(2, 3)
+    vols = dec.eval_volumes(z)
+    assert vols.shape == (2, box, box, box) and vols.dtype == torch.float32
+    rots = torch.tensor(_permutation_rotations(), dtype=torch.float32)
+    idx_half, idx_mirror = hermitian_half(box)  # disc up to Nyquist
+    k2 = torch.tensor(slice_coords(box), dtype=torch.float32)[torch.as_tensor(idx_half)]
+    half = box // 2
+    for n in range(2):
+        h3 = _ht3_numpy(vols[n].numpy())
+        coords = k2 @ rots  # (24, P, 3): the slice points k @ R, exactly on the grid
+        with torch.no_grad():
+            pairs = dec(coords, z[n:n + 1].expand(len(rots), 3)).numpy()
+        j = np.rint(coords.numpy() * box).astype(int)
+        ok = np.all(j >= -half, axis=-1) & np.all(j < half, axis=-1)
+        jm = -j
+        ok_m = np.all(jm >= -half, axis=-1) & np.all(jm < half, axis=-1)
+        got = h3[j[..., 2] + half, j[..., 1] + half, j[..., 0] + half]
+        got_m = h3[(jm[..., 2] + half) % box, (jm[..., 1] + half) % box, (jm[..., 0] + half) % box]
+        scale = np.abs(pairs).max()
+        np.testing.assert_allclose(got[ok], pairs[..., 0][ok], atol=1e-4 * scale)
+        np.testing.assert_allclose(got_m[ok_m], pairs[..., 1][ok_m], atol=1e-4 * scale)
+    assert np.all(idx_mirror >= 0)
+
+
+def test_eval_volume_outside_sphere_is_zero_and_cropped_box():
+    box = 12
+    dec = _decoder(box=box)
+    z = torch.randn(1, 3)
+    h = dec.eval_hartley_volumes(z)[0].numpy()
+    j = np.arange(box) - box // 2
+    r2 = j[:, None, None] ** 2 + j[None, :, None] ** 2 + j[None, None, :] ** 2
+    assert np.all(h[r2 > (box / 2) ** 2] == 0)
+    assert np.count_nonzero(h[r2 <= (box / 2) ** 2]) == np.count_nonzero(r2 <= (box / 2) ** 2)
+    full = dec.eval_hartley_volumes(z, radius_px=np.inf)[0].numpy()
+    assert np.count_nonzero(full) == box**3
+    np.testing.assert_array_equal(full[r2 <= (box / 2) ** 2], h[r2 <= (box / 2) ** 2])
+    # a cropped box holds the central frequencies of the full one
+    small = dec.eval_hartley_volumes(z, box_size=8, radius_px=np.inf)[0].numpy()
+    np.testing.assert_array_equal(small, full[2:10, 2:10, 2:10])
+    vol_small = dec.eval_volume(z, box_size=8, radius_px=np.inf).numpy()
+    np.testing.assert_allclose(_ht3_numpy(vol_small) * (box / 8) ** 3, small, atol=1e-4 * np.abs(small).max())
+
+
+def test_homogeneous_eval_volume_and_scale():
+    dec = _decoder(zdim=0)
+    v1 = dec.eval_volume()
+    v2 = dec.eval_volume(scale=2.5)
+    assert v1.shape == (12, 12, 12)
+    torch.testing.assert_close(v2, 2.5 * v1)
+
+
+def test_bf16_autocast_close_to_fp32():
+    torch.manual_seed(0)
+    cfg = ModelConfig(zdim=4, dec_dim=64, dec_layers=3)
+    dec = Decoder(cfg, 32, generator=torch.Generator().manual_seed(0))
+    k = torch.rand(4, 200, 3) - 0.5
+    z = torch.randn(4, 4)
+    with torch.no_grad():
+        ref = dec(k, z)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = dec(k, z)
+    assert low.dtype == torch.float32
+    rel = float((low - ref).norm() / ref.norm())
+    assert 0 < rel < 0.05
+
+
+def test_gradient_steps_fit_a_tiny_volume():
+    box = 8
+    rng = np.random.default_rng(0)
+    vol = rng.standard_normal((box, box, box))
+    h3 = _ht3_numpy(vol) / box**1.5
+    j = np.stack(np.meshgrid(*[np.arange(box) - box // 2] * 3, indexing="ij"), -1).reshape(-1, 3)[:, ::-1]
+    inside = (j**2).sum(-1) <= (box // 2 - 1) ** 2
+    j = j[inside]
+    target = np.stack([h3[j[:, 2] + 4, j[:, 1] + 4, j[:, 0] + 4], h3[-j[:, 2] + 4, -j[:, 1] + 4, -j[:, 0] +
+    4]], -1)
+    coords = torch.tensor(j / box, dtype=torch.float32)
+    target = torch.tensor(target, dtype=torch.float32)
+    torch.manual_seed(0)
+    model = HomogeneousModel(ModelConfig(zdim=0, dec_dim=64, dec_layers=2, pe_type="geom_ft"), box)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = ((model(coords) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]

@@ -1,0 +1,111 @@
+"""TrainConfig ⇄ yaml, run-directory names, atomic checkpoint/latent files."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cryoscape.errors import InputError
+from cryoscape.models.config import ModelConfig
+from cryoscape.runs import RunDir, find_run, load_checkpoint_file, load_z_file
+from cryoscape.training.config import DataConfig, TrainConfig, read_run_config, train_config_from_dict
+from cryoscape.training.losses import beta_at, parse_beta_schedule
+
+
+def test_config_yaml_round_trip_and_keys(tmp_path):
+    config = TrainConfig(
+        model=ModelConfig(zdim=3, enc_dim=32, pe_dim=5),
+        data=DataConfig(particles="p.star", data_std=2.5, box_size=32),
+        num_epochs=7,
+        beta=0.5,
+        loss_radius_px=10.0,
+    )
+    run = RunDir(tmp_path / "run")
+    run.save_config(config)
+    raw = yaml.safe_load(run.config_path.read_text())
+    # yaml keys are exactly the dataclass field names (flag = field = key)
+    assert set(raw) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(raw["model"]) == {f.name for f in dataclasses.fields(ModelConfig)}
+    assert raw["model"]["zdim"] == 3 and raw["num_epochs"] == 7
+    assert read_run_config(run) == config
+
+
+def test_unknown_yaml_key_is_an_input_error(tmp_path):
+    run = RunDir(tmp_path)
+    run.config_path.write_text("num_epochs: 3\nbogus: 1\n")
+    with pytest.raises(InputError, match="bogus"):
+        read_run_config(run)
+
+
+def test_int_in_yaml_becomes_float():
+    cfg = train_config_from_dict({"lr": 1, "data": {"window_r": 1}})
+    assert isinstance(cfg.lr, float) and isinstance(cfg.data.window_r, float)
+
+
+def test_effective_beta_and_radius():
+    assert TrainConfig(model=ModelConfig(zdim=8)).effective_beta() == pytest.approx(1 / 8)
+    assert TrainConfig(model=ModelConfig(zdim=8), beta=2.0).effective_beta() == 2.0
+    assert TrainConfig(model=ModelConfig(zdim=0)).effective_beta() == 0.0
+    assert TrainConfig().loss_radius(32) == 15.0
+
+
+def test_beta_schedules():
+    assert beta_at(0.3, 2.0, "constant") == 2.0
+    assert beta_at(1.0, 2.0, "linear:4") == pytest.approx(0.5)
+    assert beta_at(9.0, 2.0, "linear:4") == 2.0
+    assert beta_at(5.0, 2.0, "cyclic:4") == pytest.approx(1.0)  # a quarter into the second cycle
+    assert beta_at(7.0, 2.0, "cyclic:4") == 2.0
+    for bad in ("linear", "ramp:3", "linear:-1", "linear:x"):
+        with pytest.raises(ValueError):
+            parse_beta_schedule(bad)
+
+
+def test_run_names_and_checkpoints(tmp_path):
+    run = RunDir(tmp_path / "r")
+    assert run.epochs() == [] and run.latest_epoch() is None
+    state = {"model": {"w": torch.arange(3.0)}, "rng": {"reparam": torch.Generator().get_state()}}
+    run.save_checkpoint(2, state)
+    run.save_checkpoint(10, state)
+    assert run.weights_path(2).name == "weights.2.pt"
+    assert run.z_path(3).name == "z.3.npz" and run.volume_path(3).name == "reconstruct.3.mrc"
+    assert run.analyze_dir(3).name == "analyze.3"
+    assert run.epochs() == [2, 10] and run.latest_epoch() == 10
+    # no temporary files are left behind
+    assert sorted(p.name for p in run.path.iterdir()) == ["weights.10.pt", "weights.2.pt"]
+    loaded = torch.load(run.weights_path(10), weights_only=True)
+    assert loaded["epoch"] == 10 and torch.equal(loaded["model"]["w"], torch.arange(3.0))
+    assert run.load_checkpoint()["epoch"] == 10
+    with pytest.raises(InputError, match="epoch 5"):
+        run.resolve_epoch(5)
+    assert find_run(run.weights_path(2))[1] == 2
+    assert find_run(run.path)[1] is None
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    run = RunDir(tmp_path)
+
+    with pytest.raises(Exception):  # noqa: B017 - whatever torch raises for an unpicklable object
+        run.save_checkpoint(1, {"x": lambda: None})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_foreign_checkpoint_is_rejected(tmp_path):
+    path = tmp_path / "weights.1.pt"
+    torch.save({"model": {}}, path)
+    with pytest.raises(InputError, match="not a cryoscape checkpoint"):
+        load_checkpoint_file(path)
+
+
+def test_z_file_is_in_original_order(tmp_path):
+    run = RunDir(tmp_path)
+    indices = np.array([7, 2, 5])
+    mean = np.array([[7.0], [2.0], [5.0]])
+    run.save_z(1, mean, -mean, indices)
+    z = load_z_file(run.z_path(1))
+    np.testing.assert_array_equal(z.indices, [2, 5, 7])
+    np.testing.assert_array_equal(z.mean[:, 0], [2.0, 5.0, 7.0])
+    np.testing.assert_array_equal(z.logvar[:, 0], [-2.0, -5.0, -7.0])
