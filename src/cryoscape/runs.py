@@ -18,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,24 +26,11 @@ import numpy as np
 import yaml
 
 from cryoscape.errors import InputError
+from cryoscape.io.atomic import atomic_open, atomic_write
 
 CHECKPOINT_FORMAT = "cryoscape-checkpoint-1"
 
 _WEIGHTS_RE = re.compile(r"^weights\.(\d+)\.pt$")
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True)
@@ -139,12 +124,8 @@ class RunDir:
     def save_config(self, config: Any) -> None:
         """Write ``config.yaml`` atomically from a (nested) config dataclass or a mapping."""
         values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-        text = yaml.safe_dump(values, sort_keys=False)
-
-        def write(tmp: str) -> None:
-            Path(tmp).write_text(text)
-
-        _atomic_write(self.config_path, write)
+        with atomic_open(self.config_path, "w") as handle:
+            handle.write(yaml.safe_dump(values, sort_keys=False))
 
     def load_config_dict(self) -> dict[str, Any]:
         """``config.yaml`` as nested mappings (``training.config.read_run_config`` makes the TrainConfig)."""
@@ -175,7 +156,7 @@ class RunDir:
         payload = dict(state)
         payload["format"] = CHECKPOINT_FORMAT
         payload["epoch"] = int(epoch)
-        _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
         return path
 
     def load_checkpoint(self, epoch: int | None = None, map_location: str = "cpu") -> dict[str, Any]:
@@ -214,12 +195,8 @@ def save_latents(
     for name, values in per_particle.items():
         arrays[name] = np.asarray(values)[order]
     path = Path(path)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-    _atomic_write(path, write)
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
     return path
 
 

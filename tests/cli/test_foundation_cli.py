@@ -116,3 +116,15 @@ def test_export_cryodrgn_matches_cryodrgn_files(fixtures_dir, tmp_path, capsys):
     assert ctf.shape == (5, 9)
     ref_ctf = load_pickle(fixtures_dir / "ctf1.pkl")
     np.testing.assert_allclose(ctf, ref_ctf, rtol=1e-5)
+
+
+def test_every_particle_option_reaches_the_training_config():
+    """The shared particle options (flag = field) are all fields of DataConfig: none is silently dropped."""
+    from cryoscape.cli.main import build_parser
+    from cryoscape.cli.train_vae import config_from_args
+
+    args = build_parser().parse_args(["train-vae", "p.star", "-o", "run", "--poses", "a.pkl", "--ctf", "c.pkl",
+                                      "--ind", "i.txt", "--datadir", "d", "--amplitude-contrast", "0.07"])
+    data = config_from_args(args, heterogeneous=True).data
+    assert (data.poses, data.ctf, data.ind, data.datadir, data.amplitude_contrast) == (
+        "a.pkl", "c.pkl", "i.txt", "d", 0.07)

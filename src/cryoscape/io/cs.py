@@ -13,12 +13,12 @@ Fields used by cryoscape (one row per particle):
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from cryoscape.errors import InputError
+from cryoscape.io.atomic import atomic_open
 
 
 def read_cs(path: str | os.PathLike) -> np.ndarray:
@@ -57,15 +57,8 @@ def write_cs(path: str | os.PathLike, array: np.ndarray) -> Path:
         raise ValueError("write_cs expects a 1-D structured array")
     if any(array.dtype[name].hasobject for name in array.dtype.names):
         raise ValueError("a .cs file cannot hold Python objects; store strings as fixed-size bytes ('S64')")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
     return path
 
 

@@ -26,13 +26,13 @@ import codecs
 import io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cryoscape.errors import InputError
+from cryoscape.io.atomic import atomic_open
 from cryoscape.io.records import CTFParams, Poses
 
 PICKLE_PROTOCOL = 4
@@ -103,15 +103,8 @@ def load_pickle(path: str | os.PathLike) -> Any:
 def _save_pickle(path: str | os.PathLike, obj: Any) -> Path:
     """Pickle ``obj`` with protocol 4 atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(obj, handle, protocol=PICKLE_PROTOCOL)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as handle:
+        pickle.dump(obj, handle, protocol=PICKLE_PROTOCOL)
     return path
 
 
@@ -257,11 +250,8 @@ def write_index(path: str | os.PathLike, index: np.ndarray) -> Path:
     path = Path(path)
     index = np.asarray(index, dtype=np.int64).reshape(-1)
     if path.suffix.lower() == ".txt":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w") as handle:
+        with atomic_open(path, "w") as handle:
             handle.write("\n".join(str(int(i)) for i in index) + ("\n" if index.size else ""))
-        os.replace(tmp_name, path)
         return path
     return _save_pickle(path, index)
 

@@ -17,7 +17,6 @@ cubes (``spike-vol.mrc``: 16 × 16 × 128 voxels of 8 Å), sampling ``mx = my = 
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import mrcfile
 import numpy as np
 
 from cryoscape.errors import InputError
+from cryoscape.io.atomic import atomic_write
 
 HEADER_BYTES = 1024
 IMOD_STAMP = 1146047817
@@ -377,11 +377,8 @@ def write_mrc(path: str | os.PathLike, array: np.ndarray, voxel_size_angstrom: f
     data = _cast_checked(array, dtype)
     if is_image_stack is None:
         is_image_stack = path.suffix.lower() == ".mrcs"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def write(tmp: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # mrcfile warns when it widens uint8 to uint16
             with mrcfile.new(tmp, overwrite=True) as mrc:
@@ -393,8 +390,5 @@ def write_mrc(path: str | os.PathLike, array: np.ndarray, voxel_size_angstrom: f
                 mrc.voxel_size = 1.0 if voxel_size_angstrom is None else float(voxel_size_angstrom)
                 mrc.header.origin.x = mrc.header.origin.y = mrc.header.origin.z = 0.0
                 mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)

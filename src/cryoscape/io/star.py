@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import pandas as pd
 import starfile
 
 from cryoscape.errors import InputError
+from cryoscape.io.atomic import atomic_open
 
 RELION30 = 30000
 RELION31 = 30001
@@ -247,18 +247,11 @@ def write_star(path: str | os.PathLike, particles: pd.DataFrame, optics: pd.Data
         missing = set(particles["rlnOpticsGroup"].astype(int)) - set(optics["rlnOpticsGroup"].astype(int))
         if missing:
             raise ValueError(f"particles name optics groups {sorted(missing)} that the optics table lacks")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write("# written by cryoscape\n")
-            if optics is None:
-                _write_block(handle, "", particles, None)
-            else:
-                _write_block(handle, "optics", optics, RELION31)
-                _write_block(handle, "particles", particles, RELION31)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w") as handle:
+        handle.write("# written by cryoscape\n")
+        if optics is None:
+            _write_block(handle, "", particles, None)
+        else:
+            _write_block(handle, "optics", optics, RELION31)
+            _write_block(handle, "particles", particles, RELION31)
     return path

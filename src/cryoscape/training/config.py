@@ -29,6 +29,8 @@ class DataConfig:
     ----------
     particles, poses, ctf, ind, datadir : str or None
         The standard particle options (see ``cryoscape.data.particles.load_particles``).
+    amplitude_contrast : float or None
+        Amplitude contrast for a RELION 3.0 star without ``rlnAmplitudeContrast`` (the file's value wins).
     invert_data : bool
         Multiply images by -1. Off by default: with RELION's CTF sign, RELION/cryoSPARC particles (white
         protein) need no inversion. cryoDRGN inverts by default because its CTF has the opposite sign.
@@ -59,6 +61,7 @@ class DataConfig:
     ctf: str | None = None
     ind: str | None = None
     datadir: str | None = None
+    amplitude_contrast: float | None = None
     invert_data: bool = False
     window: bool = True
     window_r: float = 0.85

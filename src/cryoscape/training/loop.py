@@ -71,7 +71,8 @@ def open_particles(config: TrainConfig) -> ParticleSet:
     if d.particles is None:
         raise InputError("no particles given", fix="give PARTICLES (a .mrcs, .star, .cs or .txt)")
     return load_particles(
-        d.particles, poses=d.poses, ctf=d.ctf, ind=d.ind, datadir=d.datadir, require_poses=True
+        d.particles, poses=d.poses, ctf=d.ctf, ind=d.ind, datadir=d.datadir,
+        amplitude_contrast=d.amplitude_contrast, require_poses=True,
     )
 
 
