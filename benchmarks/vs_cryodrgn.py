@@ -5,7 +5,8 @@ is missing, simulates a ``hinge`` dataset (continuous motion, CTF, noise) with c
 as cryoDRGN pickles, then trains the same VAE (encoder and decoder width × depth, zdim, batch size, epochs) with
 both programs, one after the other, and reports:
 
-* training throughput (images/s, from the wall time of the training command) and the ratio,
+* training throughput (images/s) from the wall time of the whole training command (start-up and data loading
+  included) and from the epoch times each program logs, and both ratios,
 * peak resident memory of each training process,
 * accuracy: |Spearman| between the first principal component of the latent means and the true hinge angle,
 * eval-vol throughput (maps/s at the training box) and the ratio.
@@ -23,6 +24,7 @@ import csv
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -65,6 +67,18 @@ def ensure_reference() -> tuple[Path, str]:
                               "import cryodrgn; print(cryodrgn.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     return exe, version
+
+
+def epoch_seconds_cryoscape(run: Path) -> list[float]:
+    """Wall time of each training epoch from cryoscape's run.log ("epoch i/n: ... (T s, R images/s)")."""
+    pattern = re.compile(r"epoch \d+/\d+: .*\(([\d.]+) s, [\d.]+ images/s\)")
+    return [float(m.group(1)) for m in pattern.finditer((run / "run.log").read_text())]
+
+
+def epoch_seconds_cryodrgn(log: Path) -> list[float]:
+    """Wall time of each training epoch from cryoDRGN's log ("=====> Epoch: i ... Finished in H:MM:SS.s")."""
+    pattern = re.compile(r"=====> Epoch: \d+ .*Finished in (\d+):(\d+):([\d.]+)")
+    return [int(h) * 3600 + int(m) * 60 + float(sec) for h, m, sec in pattern.findall(log.read_text())]
 
 
 def spearman_pc1(z: np.ndarray, truth: np.ndarray) -> float:
@@ -121,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     from cryoscape.runs import RunDir
 
     z_ours = RunDir(run_ours).load_z().mean
+    epochs = epoch_seconds_cryoscape(run_ours)
     results["cryoscape"] = {"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
+                            "epoch_seconds": epochs, "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
                             "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ours, truth)}
     zfile = work / "zvals.txt"
     np.savetxt(zfile, z_ours[np.linspace(0, len(z_ours) - 1, args.n_vols).astype(int)])
@@ -141,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         from cryoscape.io.legacy import read_z_pickle
 
         z_ref = read_z_pickle(zs[-1])
+        epochs = epoch_seconds_cryodrgn(work / "train_cryodrgn.log")
         results["reference"].update({"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
+                                     "epoch_seconds": epochs,
+                                     "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
                                      "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ref, truth)})
         weights = sorted(run_ref.glob("weights.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))[-1]
         zfile_ref = work / "zvals_ref.txt"
@@ -151,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         results["reference"]["eval_vol_maps_per_s"] = args.n_vols / seconds
         results["ratio_train_throughput"] = (results["cryoscape"]["images_per_s"]
                                              / results["reference"]["images_per_s"])
+        results["ratio_train_throughput_per_epoch"] = (results["cryoscape"]["epoch_images_per_s"]
+                                                       / results["reference"]["epoch_images_per_s"])
         results["ratio_eval_vol"] = (results["cryoscape"]["eval_vol_maps_per_s"]
                                      / results["reference"]["eval_vol_maps_per_s"])
 
