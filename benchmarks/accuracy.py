@@ -97,12 +97,10 @@ def generator(run: Path):
 
 
 def spearman_pc1(z: np.ndarray, truth: np.ndarray) -> float:
-    from scipy.stats import spearmanr
+    """|Spearman| between the first principal component of the latents and the true coordinate."""
+    from cryoscape.analysis.latent import spearman_with_truth
 
-    from cryoscape.analysis.latent import fit_pca
-
-    pc1 = z[:, 0] if z.shape[1] == 1 else fit_pca(z).transform(z)[:, 0]
-    return float(abs(spearmanr(pc1, truth).statistic))
+    return abs(spearman_with_truth(z, truth))
 
 
 def per_image(run: Path, data: Path, z: np.ndarray, gt: dict[str, np.ndarray]) -> dict[str, float]:

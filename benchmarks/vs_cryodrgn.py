@@ -82,12 +82,10 @@ def epoch_seconds_cryodrgn(log: Path) -> list[float]:
 
 
 def spearman_pc1(z: np.ndarray, truth: np.ndarray) -> float:
-    from scipy.stats import spearmanr
+    """|Spearman| between the first principal component of the latents and the true coordinate."""
+    from cryoscape.analysis.latent import spearman_with_truth
 
-    from cryoscape.analysis.latent import fit_pca
-
-    pc1 = z[:, 0] if z.shape[1] == 1 else fit_pca(z).transform(z)[:, 0]
-    return float(abs(spearmanr(pc1, truth).statistic))
+    return abs(spearman_with_truth(z, truth))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryoscape.analysis.latent import fit_pca, pc_traversal
+from cryoscape.analysis.latent import first_component, pc_traversal, spearman_with_truth
 from cryoscape.analysis.plots import plot_latent_vs_truth
 
 
@@ -48,8 +48,6 @@ class DemoResult:
 
 def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (dataset/, run/, maps/, latent_vs_truth.png)."""
-    from scipy.stats import spearmanr
-
     from cryoscape.io.mrc import write_mrc
     from cryoscape.models.config import ModelConfig
     from cryoscape.runs import RunDir
@@ -78,8 +76,8 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
     z = run.load_z().mean
     with open(dataset.ground_truth_path) as handle:
         angle = np.array([float(row["hinge_angle_deg"]) for row in csv.DictReader(handle)])
-    pc1 = z[:, 0] if z.shape[1] == 1 else fit_pca(z).transform(z)[:, 0]
-    rho = float(spearmanr(pc1, angle).statistic)
+    pc1 = first_component(z)
+    rho = spearman_with_truth(z, angle)
     plot_path = plot_latent_vs_truth(pc1, angle, out / "latent_vs_truth.png",
                                      xlabel="true hinge angle (°)", ylabel="latent PC1",
                                      title=f"Spearman ρ = {rho:+.3f}")

@@ -92,3 +92,16 @@ def kmeans(z: np.ndarray, k: int, seed: int = 0) -> KMeansResult:
     d2 = ((z[:, None, :] - model.cluster_centers_[None]) ** 2).sum(-1)
     return KMeansResult(labels=model.labels_.astype(np.int64), centers=model.cluster_centers_,
                         on_data_indices=d2.argmin(axis=0).astype(np.int64))
+
+
+def first_component(z: np.ndarray) -> np.ndarray:
+    """The latent coordinate along the first principal component (N,); z itself when zdim = 1."""
+    z = np.asarray(z, dtype=np.float64)
+    return z[:, 0] if z.shape[1] == 1 else fit_pca(z).transform(z)[:, 0]
+
+
+def spearman_with_truth(z: np.ndarray, truth: np.ndarray) -> float:
+    """Spearman rank correlation (signed) between the first latent component and a true coordinate (N,)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(first_component(z), np.asarray(truth)).statistic)
