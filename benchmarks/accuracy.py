@@ -113,12 +113,37 @@ def per_image(run: Path, data: Path, z: np.ndarray, gt: dict[str, np.ndarray]) -
     return per_image_fsc(generate, z, true_map, voxel, n_images=100, batch_size=10).summary()
 
 
-def continuous(args) -> dict:
+def trained_vae(args, preset: str, name: str) -> tuple[Path, Path, float | None]:
+    """(dataset, run, training seconds) of the VAE benchmark on ``preset``, simulating/training what is missing."""
     work = args.workdir
-    data = args.data or dataset(work, "hinge-64", args.n, args.snr)
-    run = args.run or work / f"hinge_vae_z{args.zdim}"
-    seconds = train("train-vae", data, run, args.epochs, ["--zdim", str(args.zdim)], work / "train_hinge.log")
+    data = args.data or dataset(work, preset, args.n, args.snr)
+    run = args.run or work / f"{name}_vae_z{args.zdim}"
+    seconds = train("train-vae", data, run, args.epochs, ["--zdim", str(args.zdim)], work / f"train_{name}.log")
+    return data, run, seconds
+
+
+def state_subset(work: Path, states: np.ndarray, state: int) -> Path:
+    """A 0-based index file of the particles of ``state``."""
+    ind = work / f"assembly_state{state}.txt"
+    np.savetxt(ind, np.flatnonzero(states == state), fmt="%d")
+    return ind
+
+
+def backprojected_state(work: Path, data: Path, states: np.ndarray, state: int) -> np.ndarray:
+    """Back-projection of the true particles of ``state`` (computed once, then read from disk)."""
+    from cryoscape.io.mrc import read_mrc
+
+    bp_dir = work / f"assembly_bp_state{state}"
+    if not (bp_dir / "map.mrc").exists():
+        cli("backproject", str(data / "particles.star"), "--ind", str(state_subset(work, states, state)),
+            "-o", str(bp_dir), log=work / "backproject.log")
+    return read_mrc(bp_dir / "map.mrc")[0]
+
+
+def continuous(args) -> dict:
     from cryoscape.runs import RunDir
+
+    data, run, seconds = trained_vae(args, "hinge-64", "hinge")
 
     gt = ground_truth(data)
     per_epoch = {e: spearman_pc1(RunDir(run).load_z(e).mean, gt["hinge_angle_deg"]) for e in RunDir(run).epochs()}
@@ -142,10 +167,7 @@ def compositional(args) -> dict:
     from cryoscape.io.mrc import read_mrc
     from cryoscape.runs import RunDir
 
-    work = args.workdir
-    data = args.data or dataset(work, "assembly-64", args.n, args.snr)
-    run = args.run or work / f"assembly_vae_z{args.zdim}"
-    seconds = train("train-vae", data, run, args.epochs, ["--zdim", str(args.zdim)], work / "train_assembly.log")
+    data, run, seconds = trained_vae(args, "assembly-64", "assembly")
     gt = ground_truth(data)
     states = gt["state"]
     n_states = int(states.max()) + 1
@@ -161,13 +183,7 @@ def compositional(args) -> dict:
         state = int(np.bincount(members, minlength=n_states).argmax())
         truth, _ = read_mrc(data / "gt_volumes" / f"state_{state:02d}.mrc")
         res_vae, auc_vae = resolution_vs_truth(centre_maps[cluster], truth, voxel)
-        bp_dir = work / f"assembly_bp_state{state}"
-        ind = work / f"assembly_state{state}.txt"
-        np.savetxt(ind, np.flatnonzero(states == state), fmt="%d")
-        if not (bp_dir / "map.mrc").exists():
-            cli("backproject", str(data / "particles.star"), "--ind", str(ind), "-o", str(bp_dir),
-                log=work / "backproject.log")
-        bp, _ = read_mrc(bp_dir / "map.mrc")
+        bp = backprojected_state(args.workdir, data, states, state)
         res_bp, auc_bp = resolution_vs_truth(bp, truth, voxel)
         result["states"].append({"cluster": cluster, "state": state, "cluster_size": int(members.size),
                                  "vae_res05_angstrom": res_vae, "vae_auc": auc_vae,
@@ -185,18 +201,13 @@ def homogeneous(args) -> dict:
     data = args.data or dataset(work, "assembly-64", args.n, args.snr)
     states = ground_truth(data)["state"]
     state = int(np.bincount(states).argmax())
-    ind = work / f"assembly_state{state}.txt"
-    np.savetxt(ind, np.flatnonzero(states == state), fmt="%d")
     run = work / f"assembly_nn_state{state}"
-    seconds = train("train-nn", data, run, args.epochs, [], work / "train_nn.log", ind=ind)
+    seconds = train("train-nn", data, run, args.epochs, [], work / "train_nn.log",
+                    ind=state_subset(work, states, state))
     truth, _ = read_mrc(data / "gt_volumes" / f"state_{state:02d}.mrc")
     nn_map, header = read_mrc(RunDir(run).volume_path(RunDir(run).latest_epoch()))
     voxel = float(header.voxel_size_angstrom)
-    bp_dir = work / f"assembly_bp_state{state}"
-    if not (bp_dir / "map.mrc").exists():
-        cli("backproject", str(data / "particles.star"), "--ind", str(ind), "-o", str(bp_dir),
-            log=work / "backproject.log")
-    bp, _ = read_mrc(bp_dir / "map.mrc")
+    bp = backprojected_state(work, data, states, state)
     res_nn, auc_nn = resolution_vs_truth(nn_map, truth, voxel)
     res_bp, auc_bp = resolution_vs_truth(bp, truth, voxel)
     return {"dataset": str(data), "state": state, "n_particles": int((states == state).sum()),

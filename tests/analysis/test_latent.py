@@ -37,3 +37,9 @@ def test_kmeans_on_data_centres_are_members_nearest_their_centre():
         assert result.labels[index] == k
         distances = np.linalg.norm(z - result.centers[k], axis=1)
         assert distances[index] == distances.min()
+
+
+def test_traversal_of_a_one_dimensional_latent_is_its_percentile_range():
+    z = np.random.default_rng(3).normal(size=(400, 1))
+    np.testing.assert_allclose(pc_traversal(z, n_points=4)[:, 0], np.linspace(*np.percentile(z[:, 0], [5, 95]), 4),
+                               atol=1e-12)

@@ -84,8 +84,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
 
     print(f"[4/4] {config.n_maps} maps along latent PC1 (5th–95th percentile) → {maps_dir}", flush=True)
     model, trained, _ = load_trained(run, None, device="cpu")
-    points = pc_traversal(z, pc=0, n_points=config.n_maps) if z.shape[1] > 1 else np.linspace(
-        *np.percentile(z[:, 0], [5, 95]), config.n_maps)[:, None]
+    points = pc_traversal(z, pc=0, n_points=config.n_maps)  # zdim 1: percentiles of z itself
     import torch
 
     with torch.no_grad():
