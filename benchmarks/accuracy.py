@@ -35,6 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("cryoscape"))
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (results JSON holds no machine-specific prefix)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def cli(*args: str, log: Path | None = None) -> float:
     """Run a cryoscape command; return its wall time (s)."""
     start = time.perf_counter()
@@ -148,7 +154,7 @@ def continuous(args) -> dict:
     gt = ground_truth(data)
     per_epoch = {e: spearman_pc1(RunDir(run).load_z(e).mean, gt["hinge_angle_deg"]) for e in RunDir(run).epochs()}
     z = RunDir(run).load_z().mean
-    return {"dataset": str(data), "run": str(run), "epochs": args.epochs, "train_seconds": seconds,
+    return {"dataset": shown(data), "run": shown(run), "epochs": args.epochs, "train_seconds": seconds,
             "spearman_pc1_by_epoch": per_epoch, "spearman_pc1": per_epoch[max(per_epoch)],
             "goal_spearman": 0.98, "per_image_fsc": per_image(run, data, z, gt)}
 
@@ -176,7 +182,7 @@ def compositional(args) -> dict:
     ari = float(adjusted_rand_score(states, km.labels))
     generate, voxel = generator(run)
     centre_maps = generate(z[km.on_data_indices])
-    result = {"dataset": str(data), "run": str(run), "epochs": args.epochs, "train_seconds": seconds,
+    result = {"dataset": shown(data), "run": shown(run), "epochs": args.epochs, "train_seconds": seconds,
               "ari_kmeans": ari, "goal_ari": 0.95, "states": []}
     for cluster in range(n_states):
         members = states[km.labels == cluster]
@@ -210,7 +216,7 @@ def homogeneous(args) -> dict:
     bp = backprojected_state(work, data, states, state)
     res_nn, auc_nn = resolution_vs_truth(nn_map, truth, voxel)
     res_bp, auc_bp = resolution_vs_truth(bp, truth, voxel)
-    return {"dataset": str(data), "state": state, "n_particles": int((states == state).sum()),
+    return {"dataset": shown(data), "state": state, "n_particles": int((states == state).sum()),
             "epochs": args.epochs, "train_seconds": seconds, "train_nn_res05_angstrom": res_nn,
             "train_nn_auc": auc_nn, "backproject_res05_angstrom": res_bp, "backproject_auc": auc_bp,
             "goal": "train-nn resolution <= backproject resolution"}

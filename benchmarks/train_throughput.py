@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from cryoscape.training.step import cpu_supports_bf16
+    from cryoscape.models.precision import cpu_supports_bf16
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:

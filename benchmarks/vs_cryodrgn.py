@@ -9,6 +9,8 @@ both programs, one after the other, and reports:
   included) and from the epoch times each program logs, and both ratios,
 * peak resident memory of each training process,
 * accuracy: |Spearman| between the first principal component of the latent means and the true hinge angle,
+  after every epoch for both programs (both write the latents of every epoch), so the programs are compared at
+  equal epochs and not only at the last one,
 * eval-vol throughput (maps/s at the training box) and the ratio.
 
 Run on an otherwise idle machine (two PyTorch processes on two cores oversubscribe the threads).
@@ -88,6 +90,17 @@ def spearman_pc1(z: np.ndarray, truth: np.ndarray) -> float:
     return abs(spearman_with_truth(z, truth))
 
 
+def spearman_by_epoch(files: list[Path], load, truth: np.ndarray) -> dict[int, float]:
+    """{epoch: |Spearman|} for latent files named ``z.EPOCH.ext`` (both programs count epochs from 1)."""
+    return {int(f.name.split(".")[1]): spearman_pc1(load(f), truth) for f in files}
+
+
+def epoch_files(run: Path, pattern: str) -> list[Path]:
+    """``z.N.*`` files of a run sorted by N (cryoDRGN's final ``z.pkl`` has no epoch and is skipped)."""
+    files = [f for f in run.glob(pattern) if f.name.split(".")[1].isdigit()]
+    return sorted(files, key=lambda f: int(f.name.split(".")[1]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20000, help="particles (default 20000)")
@@ -130,13 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(run_ours, ignore_errors=True)
     seconds, rss = sh([ours, "train-vae", str(data / "particles.star"), *arch, "-o", str(run_ours),
                        *args.cryoscape_args.split()], work / "train_cryoscape.log")
-    from cryoscape.runs import RunDir
+    from cryoscape.runs import RunDir, load_z_file
 
     z_ours = RunDir(run_ours).load_z().mean
     epochs = epoch_seconds_cryoscape(run_ours)
     results["cryoscape"] = {"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
                             "epoch_seconds": epochs, "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
-                            "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ours, truth)}
+                            "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ours, truth),
+                            "spearman_pc1_by_epoch": spearman_by_epoch(
+                                epoch_files(run_ours, "z.*.npz"), lambda f: load_z_file(f).mean, truth)}
     zfile = work / "zvals.txt"
     np.savetxt(zfile, z_ours[np.linspace(0, len(z_ours) - 1, args.n_vols).astype(int)])
     seconds, _ = sh([ours, "eval-vol", str(run_ours), "--zfile", str(zfile), "-o", str(work / "vols_ours")])
@@ -159,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         results["reference"].update({"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
                                      "epoch_seconds": epochs,
                                      "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
-                                     "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ref, truth)})
+                                     "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ref, truth),
+                                     "spearman_pc1_by_epoch": spearman_by_epoch(
+                                         epoch_files(run_ref, "z.*.pkl"), read_z_pickle, truth)})
         weights = sorted(run_ref.glob("weights.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))[-1]
         zfile_ref = work / "zvals_ref.txt"
         np.savetxt(zfile_ref, z_ref[np.linspace(0, len(z_ref) - 1, args.n_vols).astype(int)])
@@ -173,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         results["ratio_eval_vol"] = (results["cryoscape"]["eval_vol_maps_per_s"]
                                      / results["reference"]["eval_vol_maps_per_s"])
 
+    if "reference" in results:
+        ours_curve = results["cryoscape"]["spearman_pc1_by_epoch"]
+        ref_curve = results["reference"]["spearman_pc1_by_epoch"]
+        print("epoch  |Spearman| cryoscape  cryoDRGN")
+        for epoch in sorted(set(ours_curve) & set(ref_curve)):
+            print(f"{epoch:5d}  {ours_curve[epoch]:19.3f}  {ref_curve[epoch]:8.3f}")
     print(json.dumps(results, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")

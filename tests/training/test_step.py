@@ -17,7 +17,8 @@ from cryoscape.geometry.fourier import ht2_center, ht3_center, iht2_center, tran
 from cryoscape.geometry.lattice import hermitian_half
 from cryoscape.io.records import Poses
 from cryoscape.models import ModelConfig, build_model
-from cryoscape.training.step import SliceLoss, cpu_supports_bf16
+from cryoscape.models.precision import cpu_supports_bf16
+from cryoscape.training.step import SliceLoss
 
 from .synthetic import blob_volume, make_ctf, project
 

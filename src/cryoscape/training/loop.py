@@ -32,11 +32,12 @@ from cryoscape.data.dataset import (
 )
 from cryoscape.data.particles import ParticleSet, load_particles
 from cryoscape.errors import InputError, TrainingError
+from cryoscape.models.precision import cpu_supports_bf16
 from cryoscape.runs import RunDir, find_run, load_checkpoint_file
 from cryoscape.training import distributed
 from cryoscape.training.config import TrainConfig, config_from_checkpoint, to_dict
 from cryoscape.training.losses import beta_at
-from cryoscape.training.step import SliceLoss, cpu_supports_bf16
+from cryoscape.training.step import SliceLoss
 
 log = logging.getLogger("cryoscape.training")
 

@@ -26,37 +26,14 @@ Mixed precision: the encoder and decoder run under ``torch.autocast`` (bf16 on C
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from cryoscape.models.precision import autocast_context
 from cryoscape.training.losses import gaussian_kl, pair_mse, reparameterize, translate_pairs
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX)."""
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    for name in checks:
-        fn = getattr(torch.cpu, name, None)
-        try:
-            if fn is not None and fn():
-                return True
-        except RuntimeError:  # pragma: no cover - depends on the build
-            continue
-    return False
-
-
-def autocast_context(device: torch.device, enabled: bool):
-    """``torch.autocast`` for ``device`` (bf16 on CPU / bf16 or fp16 on CUDA), or a null context."""
-    if not enabled:
-        return contextlib.nullcontext()
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
 @dataclass(frozen=True)
