@@ -101,6 +101,27 @@ def epoch_files(run: Path, pattern: str) -> list[Path]:
     return sorted(files, key=lambda f: int(f.name.split(".")[1]))
 
 
+def time_to_accuracy(ours: dict, ref: dict) -> list[dict]:
+    """For each epoch of the reference: the training time each program needed to reach its |Spearman|.
+
+    ``ours`` and ``ref`` are result sections with ``spearman_pc1_by_epoch`` ({epoch: value}) and
+    ``epoch_seconds`` (list, epoch 1 first). Rows where cryoscape never reached the value are left out.
+    """
+    def cumulative(section: dict) -> dict[int, float]:
+        return {e + 1: float(np.sum(section["epoch_seconds"][: e + 1])) for e in range(len(section["epoch_seconds"]))}
+
+    ours_t, ref_t = cumulative(ours), cumulative(ref)
+    ours_curve = {int(k): v for k, v in ours["spearman_pc1_by_epoch"].items()}
+    rows = []
+    for epoch, target in sorted((int(k), v) for k, v in ref["spearman_pc1_by_epoch"].items()):
+        reached = [e for e in sorted(ours_curve) if ours_curve[e] >= target]
+        if reached and epoch in ref_t and reached[0] in ours_t:
+            rows.append({"spearman": target, "reference_epoch": epoch, "reference_seconds": ref_t[epoch],
+                         "cryoscape_epoch": reached[0], "cryoscape_seconds": ours_t[reached[0]],
+                         "speedup": ref_t[epoch] / ours_t[reached[0]]})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20000, help="particles (default 20000)")
@@ -112,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=3, help="encoder and decoder depth")
     parser.add_argument("--zdim", type=int, default=8)
     parser.add_argument("--domain", default="hartley", choices=("hartley", "fourier"))
+    parser.add_argument("--seed", type=int, default=1, help="seed given to both programs (default 1)")
     parser.add_argument("--n-vols", type=int, default=20, help="maps for the eval-vol timing")
     parser.add_argument("--skip-reference", action="store_true", help="time cryoscape only")
     parser.add_argument("--cryoscape-args", default="", help="extra train-vae options for cryoscape")
@@ -132,11 +154,11 @@ def main(argv: list[str] | None = None) -> int:
 
     arch = ["--zdim", str(args.zdim), "-n", str(args.epochs), "-b", str(args.batch_size),
             "--enc-dim", str(args.dim), "--enc-layers", str(args.layers), "--dec-dim", str(args.dim),
-            "--dec-layers", str(args.layers), "--domain", args.domain, "--seed", "1"]
+            "--dec-layers", str(args.layers), "--domain", args.domain, "--seed", str(args.seed)]
     results: dict = {"dataset": {"n": args.n, "box": args.box, "snr": args.snr, "source": "hinge"},
                      "architecture": {"dim": args.dim, "layers": args.layers, "zdim": args.zdim,
                                       "batch_size": args.batch_size, "epochs": args.epochs,
-                                      "domain": args.domain},
+                                      "domain": args.domain, "seed": args.seed},
                      "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
 
     run_ours = work / "run_cryoscape"
@@ -196,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         print("epoch  |Spearman| cryoscape  cryoDRGN")
         for epoch in sorted(set(ours_curve) & set(ref_curve)):
             print(f"{epoch:5d}  {ours_curve[epoch]:19.3f}  {ref_curve[epoch]:8.3f}")
+        results["time_to_accuracy"] = time_to_accuracy(results["cryoscape"], results["reference"])
+        print("|Spearman| reached   cryoDRGN (epoch, s)   cryoscape (epoch, s)   speed-up")
+        for row in results["time_to_accuracy"]:
+            print(f"{row['spearman']:17.3f}   {row['reference_epoch']:8d} {row['reference_seconds']:8.0f}"
+                  f"   {row['cryoscape_epoch']:9d} {row['cryoscape_seconds']:8.0f}   {row['speedup']:8.2f}")
     print(json.dumps(results, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
