@@ -19,7 +19,8 @@ differences from cryoDRGN (same option names otherwise):
   network      --enc-dim/--dec-dim default 256 (cryoDRGN 1024); --domain hartley (cryoDRGN: fourier).
   seed         --seed defaults to 0, so a run is reproducible (cryoDRGN draws a random seed).
   precision    --amp (default on): bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and on GPUs,
-               fp32 weights and loss; cryoDRGN uses AMP on GPUs only.
+               fp32 weights and loss; cryoDRGN uses AMP on GPUs only. Bit-identical reruns and resumes are
+               guaranteed with --no-amp (fp32); bf16 runs occasionally differ slightly between reruns.
   poses/CTF    read straight from a .star/.cs PARTICLES file (no parse step); --poses/--ctf also take .pkl.
   files        RUN/weights.N.pt, z.N.npz (mean, logvar, indices) with N = epochs completed (1, 2, ...);
                cryoDRGN numbers weights.N.pkl/z.N.pkl from 0. Resume with --resume RUN (cryoDRGN: --load).

@@ -100,6 +100,7 @@ class TrainConfig:
         Radius (pixels of the Fourier lattice) of the disc the loss is computed on; None means D/2 - 1.
     amp : bool
         Mixed precision: bf16 autocast on CPUs with native bf16, CUDA AMP on GPUs; weights and loss in fp32.
+        Off (fp32) is bit-reproducible given the seed; bf16 reruns occasionally differ (see training.loop).
     seed : int
         Seed of model initialisation, shuffling and reparameterisation noise.
     checkpoint_every : int

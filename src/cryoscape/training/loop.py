@@ -3,8 +3,11 @@
 :func:`fit` trains the model described by a :class:`~cryoscape.training.config.TrainConfig` and writes the run
 directory (``cryoscape.runs.RunDir``): ``config.yaml``, ``run.log``, every ``checkpoint_every`` epochs (and
 after the last) ``weights.N.pt`` with model, optimizer and RNG state, ``z.N.npz`` (heterogeneous) or
-``reconstruct.N.mrc`` (homogeneous). Given the seed, a run on CPU is reproducible bit for bit, and a run
-resumed from ``weights.N.pt`` ends with the same weights as an uninterrupted one: model initialisation uses
+``reconstruct.N.mrc`` (homogeneous). Given the seed, an fp32 run on CPU (``amp`` off) is reproducible bit for
+bit, and a run resumed from ``weights.N.pt`` ends with the same weights as an uninterrupted one (tested). With
+bf16 autocast on CPU (the default where the CPU has native bf16) reruns usually agree bit for bit but not
+always: one of five 1-epoch runs of the same 5,000 images differed (max |Δz| 0.18), from the bf16 kernels,
+not from our RNG streams. Model initialisation uses
 ``torch.manual_seed(seed)``, the batch order of epoch ``e`` depends only on ``(seed, e)``, and the
 reparameterisation noise comes from a ``torch.Generator`` whose state is saved in every checkpoint.
 """
