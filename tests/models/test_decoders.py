@@ -188,3 +188,11 @@ def test_eval_volumes_bf16_close_to_fp32():
     assert 0 < rel < 0.02  # not bit-identical (autocast ran), yet close
     corr = np.corrcoef(low.numpy().ravel(), ref.numpy().ravel())[0, 1]
     assert corr > 0.999
+
+
+def test_eval_volumes_same_in_point_chunks():
+    dec = _decoder(box=12)
+    z = torch.randn(3, 3)
+    whole = dec.eval_volumes(z)
+    chunked = dec.eval_volumes(z, batch_points=37)  # many chunks, the last one partial
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)

@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="decode in bf16 (autocast; default: on GPUs and on CPUs with native bf16, else off); maps agree "
-        "with --no-amp to ~2e-3 of their range",
+        "with --no-amp to ~1%% of their range",
     )
     parser.add_argument(
         "--device",

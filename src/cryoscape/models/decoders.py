@@ -223,7 +223,6 @@ class Decoder(nn.Module):
         dtype = torch.float32
         if amp:
             dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-        base = self.input_coords(self.pe(k))  # (P, H) float32, shared by every latent
         if self.zdim > 0:
             if z is None or z.ndim != 2 or z.shape[1] != self.zdim:
                 raise ValueError(f"this decoder has zdim={self.zdim}: give z of shape (N, {self.zdim})")
@@ -231,16 +230,18 @@ class Decoder(nn.Module):
         elif z is not None:
             raise ValueError("this decoder is homogeneous (zdim=0): pass z=None")
         else:
-            z_proj = torch.zeros((1, base.shape[1]), dtype=torch.float32, device=device)
+            z_proj = torch.zeros((1, self.input_coords.out_features), dtype=torch.float32, device=device)
         hidden = [(layer.weight.to(dtype).t(), layer.bias.to(dtype)) for layer in self.hidden]
         w_out, b_out = self.output.weight.to(dtype).t(), self.output.bias.to(dtype)
         relu = isinstance(self.act, nn.ReLU)
         n_points = k.shape[0]
         out = torch.empty((z_proj.shape[0], n_points, 2), dtype=torch.float32, device=device)
         chunk = max(1, int(batch_points))
-        for i in range(z_proj.shape[0]):
-            for p0 in range(0, n_points, chunk):
-                h = (base[p0:p0 + chunk] + z_proj[i]).to(dtype)
+        for p0 in range(0, n_points, chunk):
+            # encoding and first-layer projection of this chunk of points, shared by every latent
+            base = self.input_coords(self.pe(k[p0:p0 + chunk]))  # (chunk, H) float32
+            for i in range(z_proj.shape[0]):
+                h = (base + z_proj[i]).to(dtype)
                 h = torch.relu_(h) if relu else self.act(h)
                 for weight, bias in hidden:
                     nxt = torch.addmm(bias, h, weight).add_(h)
@@ -284,7 +285,7 @@ class Decoder(nn.Module):
         amp : bool
             Run the network's linear layers under autocast (bf16 on CPU, see
             :func:`cryoscape.models.precision.autocast_context`); the positional encoding, the outputs and the
-            inverse transform stay float32. Maps agree with fp32 to ~2e-3 of their range (tested).
+            inverse transform stay float32. Maps agree with fp32 to ~1 % of their range, correlation > 0.9999 (tested).
 
         Returns
         -------
