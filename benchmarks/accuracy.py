@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cryoscape.analysis.latent import spearman_with_truth
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("cryoscape"))
 
@@ -102,13 +104,6 @@ def generator(run: Path):
     return generate, float(config.data.pixel_size_angstrom)
 
 
-def spearman_pc1(z: np.ndarray, truth: np.ndarray) -> float:
-    """|Spearman| between the first principal component of the latents and the true coordinate."""
-    from cryoscape.analysis.latent import spearman_with_truth
-
-    return abs(spearman_with_truth(z, truth))
-
-
 def per_image(run: Path, data: Path, z: np.ndarray, gt: dict[str, np.ndarray]) -> dict[str, float]:
     from cryoscape.reconstruct.scoring import per_image_fsc, truth_from_table
     from cryoscape.simulate import GroundTruthVolumes, SimulationConfig
@@ -152,8 +147,10 @@ def continuous(args) -> dict:
     data, run, seconds = trained_vae(args, "hinge-64", "hinge")
 
     gt = ground_truth(data)
-    per_epoch = {e: spearman_pc1(RunDir(run).load_z(e).mean, gt["hinge_angle_deg"]) for e in RunDir(run).epochs()}
-    z = RunDir(run).load_z().mean
+    run_dir = RunDir(run)
+    angle = gt["hinge_angle_deg"]
+    per_epoch = {e: abs(spearman_with_truth(run_dir.load_z(e).mean, angle)) for e in run_dir.epochs()}
+    z = run_dir.load_z().mean
     return {"dataset": shown(data), "run": shown(run), "epochs": args.epochs, "train_seconds": seconds,
             "spearman_pc1_by_epoch": per_epoch, "spearman_pc1": per_epoch[max(per_epoch)],
             "goal_spearman": 0.98, "per_image_fsc": per_image(run, data, z, gt)}

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cryoscape.analysis.latent import spearman_with_truth
+
 ROOT = Path(__file__).resolve().parents[1]
 REF_VENV = ROOT / ".venv-ref"
 REF_VERSION = "4.3.1"
@@ -83,16 +85,9 @@ def epoch_seconds_cryodrgn(log: Path) -> list[float]:
     return [int(h) * 3600 + int(m) * 60 + float(sec) for h, m, sec in pattern.findall(log.read_text())]
 
 
-def spearman_pc1(z: np.ndarray, truth: np.ndarray) -> float:
-    """|Spearman| between the first principal component of the latents and the true coordinate."""
-    from cryoscape.analysis.latent import spearman_with_truth
-
-    return abs(spearman_with_truth(z, truth))
-
-
 def spearman_by_epoch(files: list[Path], load, truth: np.ndarray) -> dict[int, float]:
     """{epoch: |Spearman|} for latent files named ``z.EPOCH.ext`` (both programs count epochs from 1)."""
-    return {int(f.name.split(".")[1]): spearman_pc1(load(f), truth) for f in files}
+    return {int(f.name.split(".")[1]): abs(spearman_with_truth(load(f), truth)) for f in files}
 
 
 def epoch_files(run: Path, pattern: str) -> list[Path]:
@@ -171,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = epoch_seconds_cryoscape(run_ours)
     results["cryoscape"] = {"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
                             "epoch_seconds": epochs, "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
-                            "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ours, truth),
+                            "peak_rss_mib": rss, "spearman_pc1": abs(spearman_with_truth(z_ours, truth)),
                             "spearman_pc1_by_epoch": spearman_by_epoch(
                                 epoch_files(run_ours, "z.*.npz"), lambda f: load_z_file(f).mean, truth)}
     zfile = work / "zvals.txt"
@@ -196,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         results["reference"].update({"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
                                      "epoch_seconds": epochs,
                                      "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
-                                     "peak_rss_mib": rss, "spearman_pc1": spearman_pc1(z_ref, truth),
+                                     "peak_rss_mib": rss, "spearman_pc1": abs(spearman_with_truth(z_ref, truth)),
                                      "spearman_pc1_by_epoch": spearman_by_epoch(
                                          epoch_files(run_ref, "z.*.pkl"), read_z_pickle, truth)})
         weights = sorted(run_ref.glob("weights.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))[-1]

@@ -185,9 +185,9 @@ def run(args: argparse.Namespace) -> int:
     decoder = model.decoder
     batch = max(1, int(args.batch_size))
     amp = amp_helps(device) if args.amp is None else bool(args.amp)
+    radius = config.volume_radius_px  # frequency pixels j (k = j / D): the same for every output box
     for start in progress(range(0, count, batch), total=-(-count // batch), desc="maps", unit="batch"):
         zb = None if z is None else torch.from_numpy(z[start : start + batch]).to(device)
-        radius = config.volume_radius_px  # frequency pixels j (k = j / D): the same for every output box
         vols = decoder.eval_volumes(zb, box_size=out_box, radius_px=radius, scale=scale, amp=amp).cpu().numpy()
         for i, vol in enumerate(vols):
             if args.flip:

@@ -22,28 +22,28 @@ def temporary_sibling(path: Path) -> Path:
     return Path(tmp)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp_path)`` (for writers that take a file name), then rename ``tmp_path`` onto ``path``."""
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; it replaces ``path`` when the block completes, else is deleted."""
     path = Path(path)
     tmp = temporary_sibling(path)
     try:
-        write(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp_path)`` (for writers that take a file name), then rename ``tmp_path`` onto ``path``."""
+    with replacing(path) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path`` for writing; it replaces ``path`` when the block completes."""
-    path = Path(path)
-    tmp = temporary_sibling(path)
-    try:
-        with open(tmp, mode) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, mode) as handle:
+        yield handle

@@ -14,6 +14,8 @@ from types import TracebackType
 import mrcfile
 import numpy as np
 
+from cryoscape.io.atomic import temporary_sibling
+
 
 class MrcStackWriter:
     """Write ``n`` images of ``box_size``² float32 pixels into ``path``, chunk by chunk.
@@ -40,8 +42,7 @@ class MrcStackWriter:
         self.n = int(n)
         self.box_size = int(box_size)
         self._written = np.zeros(self.n, dtype=bool)
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temporary_sibling(self.path)
         self._mrc = mrcfile.new_mmap(self._tmp, shape=(self.n, self.box_size, self.box_size), mrc_mode=2,
                                      overwrite=True)
         self._mrc.set_image_stack()

@@ -121,6 +121,13 @@ class Decoder(nn.Module):
             h = self.act(layer(h) + h)
         return self.output(h)
 
+    def _as_pairs(self, out: torch.Tensor) -> torch.Tensor:
+        """Network outputs (..., 2) at canonical points → Hartley pairs (H(k), H(−k)) (module docstring)."""
+        if self.domain == "fourier":
+            re, im = out[..., 0], out[..., 1]
+            return torch.stack([re - im, re + im], dim=-1)
+        return out
+
     def forward(self, coords: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """Hartley pairs (H(k), H(−k)) at ``coords``.
 
@@ -141,10 +148,7 @@ class Decoder(nn.Module):
             k = coords.float()
             flip = flip_to_canonical(k)
             kc = torch.where(flip.unsqueeze(-1), -k, k)
-        out = self.network(kc, z).float()
-        if self.domain == "fourier":
-            re, im = out[..., 0], out[..., 1]
-            out = torch.stack([re - im, re + im], dim=-1)
+        out = self._as_pairs(self.network(kc, z).float())
         out = torch.where(flip.unsqueeze(-1), out.flip(-1), out)
         # k = 0 is its own mirror: both elements are the first one
         is_dc = (k == 0).all(-1, keepdim=True)
@@ -247,9 +251,7 @@ class Decoder(nn.Module):
                     nxt = torch.addmm(bias, h, weight).add_(h)
                     h = torch.relu_(nxt) if relu else self.act(nxt)
                 out[i, p0:p0 + chunk] = torch.addmm(b_out, h, w_out).float()
-        if self.domain == "fourier":
-            re, im = out[..., 0].clone(), out[..., 1].clone()
-            out[..., 0], out[..., 1] = re - im, re + im
+        out = self._as_pairs(out)
         is_dc = (k == 0).all(-1)
         out[:, is_dc, 1] = out[:, is_dc, 0]
         return out

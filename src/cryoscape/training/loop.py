@@ -35,7 +35,7 @@ from cryoscape.data.dataset import (
 )
 from cryoscape.data.particles import ParticleSet, load_particles
 from cryoscape.errors import InputError, TrainingError
-from cryoscape.models.precision import cpu_supports_bf16
+from cryoscape.models.precision import amp_helps
 from cryoscape.runs import RunDir, find_run, load_checkpoint_file
 from cryoscape.training import distributed
 from cryoscape.training.config import TrainConfig, config_from_checkpoint, to_dict
@@ -126,12 +126,10 @@ def use_amp(config: TrainConfig, device: torch.device) -> bool:
     """Whether to autocast: asked for, and the device has fast reduced precision."""
     if not config.amp:
         return False
-    if device.type == "cuda":
-        return True
-    supported = cpu_supports_bf16()
-    if not supported:
-        log.info("this CPU has no native bf16; training in fp32 (--amp has no effect)")
-    return supported
+    helps = amp_helps(device)
+    if not helps:
+        log.info("this device has no fast reduced precision; training in fp32 (--amp has no effect)")
+    return helps
 
 
 def build_loss_module(config: TrainConfig) -> SliceLoss:
