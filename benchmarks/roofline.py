@@ -8,7 +8,7 @@ layers)
    twice that for the backward), so the fraction shows how much the non-matmul work (positional encoding,
    activations, memory traffic) costs.
 
-    python benchmarks/roofline.py --out roofline.json
+    python benchmarks/roofline.py          # writes benchmarks/results/roofline.json
     python benchmarks/roofline.py --box 32 --repeats 3      # a quick check
 """
 
@@ -90,8 +90,12 @@ def main(argv=None) -> int:
     parser.add_argument("-b", "--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default="roofline.json")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "roofline.json"),
+                        help="output JSON (default benchmarks/results/roofline.json)")
     args = parser.parse_args(argv)
+    from cryoscape.cli._allocator import retain_freed_memory
+
+    retain_freed_memory()  # as the cryoscape command does
     if args.threads:
         torch.set_num_threads(args.threads)
     from cryoscape.models.precision import cpu_supports_bf16

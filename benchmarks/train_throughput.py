@@ -4,7 +4,7 @@ Times full optimisation steps (batch from the in-memory dataset, encoder, decode
 disc, CTF, loss, backward, Adam) after a warm-up, at the issue's reference architecture by default: box 64,
 encoder and decoder 256 x 3, zdim 8, batch 8. Prints a table and writes JSON.
 
-    python benchmarks/train_throughput.py --out throughput.json
+    python benchmarks/train_throughput.py  # writes benchmarks/results/train_throughput.json
     python benchmarks/train_throughput.py --box 32 --steps 10 --warmup 2      # a quick check
 """
 
@@ -110,8 +110,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--out", default="train_throughput.json")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train_throughput.json"),
+                        help="output JSON (default benchmarks/results/train_throughput.json)")
     args = parser.parse_args(argv)
+    from cryoscape.cli._allocator import retain_freed_memory
+
+    retain_freed_memory()  # as the cryoscape command does
     if args.threads:
         torch.set_num_threads(args.threads)
     from cryoscape.models.precision import cpu_supports_bf16

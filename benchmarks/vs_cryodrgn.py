@@ -3,7 +3,10 @@
 Installs the reference (PyPI ``cryodrgn==4.3.1`` with ``torch==2.13.0``) into its own venv ``.venv-ref`` when it
 is missing, simulates a ``hinge`` dataset (continuous motion, CTF, noise) with cryoscape, exports the poses and CTF
 as cryoDRGN pickles, then trains the same VAE (encoder and decoder width × depth, zdim, batch size, epochs) with
-both programs, one after the other, and reports:
+both programs, one after the other. The same decoder: cryoDRGN's ``--domain hartley`` network (one output,
+evaluated at k and −k) is cryoscape's ``--domain hartley_full``; cryoscape's default ``hartley`` (one evaluation
+per Hermitian pair, half the cost per image) is trained as well (``--variants``) and reported beside it.
+For each cryoscape decoder the benchmark reports:
 
 * training throughput (images/s) from the wall time of the whole training command (start-up and data loading
   included) and from the epoch times each program logs, and both ratios,
@@ -11,7 +14,8 @@ both programs, one after the other, and reports:
 * accuracy: |Spearman| between the first principal component of the latent means and the true hinge angle,
   after every epoch for both programs (both write the latents of every epoch), so the programs are compared at
   equal epochs and not only at the last one,
-* eval-vol throughput (maps/s at the training box) and the ratio.
+* eval-vol throughput (maps/s at the training box) and the ratio,
+* time to accuracy: for each epoch of cryoDRGN, the training time each program needed to reach its |Spearman|.
 
 Run on an otherwise idle machine (two PyTorch processes on two cores oversubscribe the threads).
 
@@ -27,7 +31,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -44,18 +47,18 @@ REF_VERSION = "4.3.1"
 
 
 def sh(cmd: list[str], log: Path | None = None) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, peak RSS of the child in MiB). Raises on failure."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``cmd``; return (wall seconds, peak RSS of that child in MiB). Raises on failure."""
     start = time.perf_counter()
     with open(log or os.devnull, "w") as out:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ,
-                                                                               "CRYOSCAPE_NO_PROGRESS": "1"})
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "CRYOSCAPE_NO_PROGRESS": "1"})
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (RUSAGE_CHILDREN is a running max)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         tail = "" if log is None else log.read_text()[-3000:]
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(before, after) / 1024.0
+    return seconds, usage.ru_maxrss / 1024.0
 
 
 def ensure_reference() -> tuple[Path, str]:
@@ -96,6 +99,59 @@ def epoch_files(run: Path, pattern: str) -> list[Path]:
     return sorted(files, key=lambda f: int(f.name.split(".")[1]))
 
 
+#: cryoscape's domain for the decoder cryoDRGN builds with ``--domain``
+SAME_ARCHITECTURE = {"hartley": "hartley_full", "fourier": "fourier"}
+
+
+def train_and_eval_cryoscape(exe: str, data: Path, arch: list[str], domain: str, work: Path, truth: np.ndarray,
+                             args: argparse.Namespace) -> dict:
+    """Train cryoscape with decoder ``domain`` (run dir ``work/run_cryoscape[_domain]``), time eval-vol.
+
+    Returns the result section: whole-command and per-epoch throughput, peak RSS, |Spearman| after the
+    last and after every epoch, eval-vol maps/s.
+    """
+    from cryoscape.runs import RunDir, load_z_file
+
+    suffix = "" if domain == SAME_ARCHITECTURE[args.domain] else f"_{domain}"
+    run = work / f"run_cryoscape{suffix}"
+    shutil.rmtree(run, ignore_errors=True)
+    seconds, rss = sh([exe, "train-vae", str(data / "particles.star"), *arch, "--domain", domain, "-o", str(run),
+                       *args.cryoscape_args.split()], work / f"train_cryoscape{suffix}.log")
+    z = RunDir(run).load_z().mean
+    epochs = epoch_seconds_cryoscape(run)
+    section = {"domain": domain, "train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
+               "epoch_seconds": epochs, "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
+               "peak_rss_mib": rss, "spearman_pc1": abs(spearman_with_truth(z, truth)),
+               "spearman_pc1_by_epoch": spearman_by_epoch(epoch_files(run, "z.*.npz"),
+                                                          lambda f: load_z_file(f).mean, truth)}
+    zfile = work / f"zvals{suffix}.txt"
+    np.savetxt(zfile, z[np.linspace(0, len(z) - 1, args.n_vols).astype(int)])
+    seconds, _ = sh([exe, "eval-vol", str(run), "--zfile", str(zfile), "-o", str(work / f"vols_ours{suffix}")])
+    section["eval_vol_maps_per_s"] = args.n_vols / seconds
+    print(f"cryoscape {domain}: {section['epoch_images_per_s']:.1f} images/s per epoch, |Spearman| by epoch "
+          + " ".join(f"{v:.3f}" for v in section["spearman_pc1_by_epoch"].values()), flush=True)
+    return section
+
+
+def print_comparison(sections: dict[str, dict], ref: dict, ref_domain: str) -> None:
+    """Print the per-epoch accuracy table, the throughput ratios and the time-to-accuracy rows."""
+    names = [f"cryoscape {domain}" for domain in sections] + [f"cryoDRGN {ref_domain}"]
+    print("epoch  " + "  ".join(names))
+    for epoch in sorted(ref["spearman_pc1_by_epoch"]):
+        values = [s["spearman_pc1_by_epoch"].get(epoch, float("nan")) for s in sections.values()]
+        values.append(ref["spearman_pc1_by_epoch"][epoch])
+        print(f"{epoch:5d}  " + "  ".join(f"{v:{len(n)}.3f}" for v, n in zip(values, names, strict=True)))
+    for domain, section in sections.items():
+        print(f"cryoscape {domain}: training {section['epoch_images_per_s']:.1f} vs {ref['epoch_images_per_s']:.1f}"
+              f" images/s per epoch ({section['ratio_train_throughput_per_epoch']:.2f}x; whole command "
+              f"{section['ratio_train_throughput']:.2f}x); eval-vol {section['ratio_eval_vol']:.2f}x; "
+              f"peak RSS {section['peak_rss_mib']:.0f} vs {ref['peak_rss_mib']:.0f} MiB")
+        print("  |Spearman| reached   cryoDRGN (epoch, s)   cryoscape (epoch, s)   speed-up")
+        for row in section["time_to_accuracy"]:
+            print(f"  {row['spearman']:17.3f}   {row['reference_epoch']:8d} {row['reference_seconds']:8.0f}"
+                  f"   {row['cryoscape_epoch']:9d} {row['cryoscape_seconds']:8.0f}   {row['speedup']:8.2f}")
+
+
 def time_to_accuracy(ours: dict, ref: dict) -> list[dict]:
     """For each epoch of the reference: the training time each program needed to reach its |Spearman|.
 
@@ -127,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=256, help="encoder and decoder width")
     parser.add_argument("--layers", type=int, default=3, help="encoder and decoder depth")
     parser.add_argument("--zdim", type=int, default=8)
-    parser.add_argument("--domain", default="hartley", choices=("hartley", "fourier"))
+    parser.add_argument("--domain", default="hartley", choices=tuple(SAME_ARCHITECTURE),
+                        help="cryoDRGN's decoder domain; cryoscape trains the same decoder (hartley → hartley_full)")
+    parser.add_argument("--variants", default="hartley",
+                        help="further cryoscape decoder domains to train and compare, comma-separated "
+                             "(default: hartley, cryoscape's default pair decoder; '' for none)")
     parser.add_argument("--seed", type=int, default=1, help="seed given to both programs (default 1)")
     parser.add_argument("--n-vols", type=int, default=20, help="maps for the eval-vol timing")
     parser.add_argument("--skip-reference", action="store_true", help="time cryoscape only")
@@ -149,30 +209,18 @@ def main(argv: list[str] | None = None) -> int:
 
     arch = ["--zdim", str(args.zdim), "-n", str(args.epochs), "-b", str(args.batch_size),
             "--enc-dim", str(args.dim), "--enc-layers", str(args.layers), "--dec-dim", str(args.dim),
-            "--dec-layers", str(args.layers), "--domain", args.domain, "--seed", str(args.seed)]
+            "--dec-layers", str(args.layers), "--seed", str(args.seed)]
     results: dict = {"dataset": {"n": args.n, "box": args.box, "snr": args.snr, "source": "hinge"},
                      "architecture": {"dim": args.dim, "layers": args.layers, "zdim": args.zdim,
                                       "batch_size": args.batch_size, "epochs": args.epochs,
                                       "domain": args.domain, "seed": args.seed},
                      "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
 
-    run_ours = work / "run_cryoscape"
-    shutil.rmtree(run_ours, ignore_errors=True)
-    seconds, rss = sh([ours, "train-vae", str(data / "particles.star"), *arch, "-o", str(run_ours),
-                       *args.cryoscape_args.split()], work / "train_cryoscape.log")
-    from cryoscape.runs import RunDir, load_z_file
-
-    z_ours = RunDir(run_ours).load_z().mean
-    epochs = epoch_seconds_cryoscape(run_ours)
-    results["cryoscape"] = {"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
-                            "epoch_seconds": epochs, "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
-                            "peak_rss_mib": rss, "spearman_pc1": abs(spearman_with_truth(z_ours, truth)),
-                            "spearman_pc1_by_epoch": spearman_by_epoch(
-                                epoch_files(run_ours, "z.*.npz"), lambda f: load_z_file(f).mean, truth)}
-    zfile = work / "zvals.txt"
-    np.savetxt(zfile, z_ours[np.linspace(0, len(z_ours) - 1, args.n_vols).astype(int)])
-    seconds, _ = sh([ours, "eval-vol", str(run_ours), "--zfile", str(zfile), "-o", str(work / "vols_ours")])
-    results["cryoscape"]["eval_vol_maps_per_s"] = args.n_vols / seconds
+    same = SAME_ARCHITECTURE[args.domain]
+    variants = [d for d in args.variants.split(",") if d and d != same]
+    results["cryoscape"] = train_and_eval_cryoscape(ours, data, arch, same, work, truth, args)
+    results["cryoscape_variants"] = {
+        domain: train_and_eval_cryoscape(ours, data, arch, domain, work, truth, args) for domain in variants}
 
     if not args.skip_reference:
         exe, version = ensure_reference()
@@ -181,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run_ref, ignore_errors=True)
         pickles = data / "cryodrgn"
         seconds, rss = sh([str(exe), "train_vae", str(data / "particles.mrcs"), "--poses",
-                           str(pickles / "pose.pkl"), "--ctf", str(pickles / "ctf.pkl"), *arch, "--no-analysis",
+                           str(pickles / "pose.pkl"), "--ctf", str(pickles / "ctf.pkl"), *arch,
+                           "--domain", args.domain, "--no-analysis",
                            "-o", str(run_ref)], work / "train_cryodrgn.log")
         zs = sorted(run_ref.glob("z.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))
         from cryoscape.io.legacy import read_z_pickle
@@ -200,24 +249,16 @@ def main(argv: list[str] | None = None) -> int:
         seconds, _ = sh([str(exe), "eval_vol", str(weights), "-c", str(run_ref / "config.yaml"),
                          "--zfile", str(zfile_ref), "-o", str(work / "vols_ref")], work / "eval_cryodrgn.log")
         results["reference"]["eval_vol_maps_per_s"] = args.n_vols / seconds
-        results["ratio_train_throughput"] = (results["cryoscape"]["images_per_s"]
-                                             / results["reference"]["images_per_s"])
-        results["ratio_train_throughput_per_epoch"] = (results["cryoscape"]["epoch_images_per_s"]
-                                                       / results["reference"]["epoch_images_per_s"])
-        results["ratio_eval_vol"] = (results["cryoscape"]["eval_vol_maps_per_s"]
-                                     / results["reference"]["eval_vol_maps_per_s"])
-
-    if "reference" in results:
-        ours_curve = results["cryoscape"]["spearman_pc1_by_epoch"]
-        ref_curve = results["reference"]["spearman_pc1_by_epoch"]
-        print("epoch  |Spearman| cryoscape  cryoDRGN")
-        for epoch in sorted(set(ours_curve) & set(ref_curve)):
-            print(f"{epoch:5d}  {ours_curve[epoch]:19.3f}  {ref_curve[epoch]:8.3f}")
-        results["time_to_accuracy"] = time_to_accuracy(results["cryoscape"], results["reference"])
-        print("|Spearman| reached   cryoDRGN (epoch, s)   cryoscape (epoch, s)   speed-up")
-        for row in results["time_to_accuracy"]:
-            print(f"{row['spearman']:17.3f}   {row['reference_epoch']:8d} {row['reference_seconds']:8.0f}"
-                  f"   {row['cryoscape_epoch']:9d} {row['cryoscape_seconds']:8.0f}   {row['speedup']:8.2f}")
+        sections = {same: results["cryoscape"], **results["cryoscape_variants"]}
+        for ours_section in sections.values():
+            ours_section["ratio_train_throughput"] = (ours_section["images_per_s"]
+                                                      / results["reference"]["images_per_s"])
+            ours_section["ratio_train_throughput_per_epoch"] = (ours_section["epoch_images_per_s"]
+                                                                / results["reference"]["epoch_images_per_s"])
+            ours_section["ratio_eval_vol"] = (ours_section["eval_vol_maps_per_s"]
+                                              / results["reference"]["eval_vol_maps_per_s"])
+            ours_section["time_to_accuracy"] = time_to_accuracy(ours_section, results["reference"])
+        print_comparison(sections, results["reference"], args.domain)
     print(json.dumps(results, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -127,8 +127,8 @@ def test_fixture_config_maps_to_cryoscape(fixture_model):
     config, box = cryodrgn_model_config(cfg)
     assert box == 64
     assert (config.zdim, config.enc_dim, config.enc_layers, config.dec_layers) == (8, 8, 2, 3)
-    assert config.dec_dim == 16  # Hartley decoder doubled: one block for k, one for -k
-    assert (config.pe_type, config.pe_dim, config.domain) == ("gaussian", 8, "hartley")
+    assert config.dec_dim == 8  # cryoDRGN's Hartley decoder, weights used as they are
+    assert (config.pe_type, config.pe_dim, config.domain) == ("gaussian", 8, "hartley_full")
 
 
 def test_fixture_volume_matches_reference(fixture_model):

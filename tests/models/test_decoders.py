@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from cryoscape.geometry.lattice import hermitian_half, slice_coords
 from cryoscape.models import ModelConfig
-from cryoscape.models.decoders import Decoder
+from cryoscape.models.decoders import Decoder, residual_relu_stack
 from cryoscape.models.vae import HomogeneousModel
 
 
@@ -70,6 +71,30 @@ def test_fourier_domain_pair_is_re_minus_im_and_re_plus_im():
     torch.testing.assert_close(dec(-k, z)[..., 0], raw[..., 0] + raw[..., 1])
 
 
+@pytest.mark.parametrize("pe_type", ["gaussian", "geom_ft", "none"])
+def test_hartley_full_evaluates_one_output_at_k_and_minus_k(pe_type):
+    dec = _decoder(domain="hartley_full", pe_type=pe_type)
+    assert dec.output.out_features == 1
+    z = torch.randn(3, 3)
+    k = torch.rand(3, 40, 3) - 0.5
+    k[:, 5] = 0.0
+    with torch.no_grad():
+        pairs = dec(k, z)
+        plus, minus = dec.network(k, z)[..., 0], dec.network(-k, z)[..., 0]
+    assert pairs.shape == (3, 40, 2)
+    torch.testing.assert_close(pairs[..., 0], plus)
+    torch.testing.assert_close(pairs[..., 1], minus)
+    torch.testing.assert_close(dec(-k, z), pairs.flip(-1))  # a valid Hartley pair field
+    torch.testing.assert_close(pairs[:, 5, 0], pairs[:, 5, 1])
+    # points off the canonical half-space are not folded: f(k) and f(-k) are independent values
+    assert not torch.allclose(plus, minus)
+    homogeneous = _decoder(domain="hartley_full", zdim=0, pe_type=pe_type)
+    shared = torch.rand(50, 3) - 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(homogeneous(shared),
+                                   torch.cat([homogeneous.network(shared), homogeneous.network(-shared)], -1))
+
+
 def _permutation_rotations():
     mats = []
     for perm in itertools.permutations(range(3)):
@@ -81,7 +106,7 @@ def _permutation_rotations():
     return np.array(mats)  # the 24 rotations of the cube
 
 
-@pytest.mark.parametrize("domain", ["hartley", "fourier"])
+@pytest.mark.parametrize("domain", ["hartley", "hartley_full", "fourier"])
 def test_eval_volume_matches_slice_predictions(domain):
     box = 12
     dec = _decoder(domain=domain, box=box)
@@ -136,9 +161,10 @@ def test_homogeneous_eval_volume_and_scale():
     torch.testing.assert_close(v2, 2.5 * v1)
 
 
-def test_bf16_autocast_close_to_fp32():
+@pytest.mark.parametrize("domain", ["hartley", "hartley_full"])
+def test_bf16_autocast_close_to_fp32(domain):
     torch.manual_seed(0)
-    cfg = ModelConfig(zdim=4, dec_dim=64, dec_layers=3)
+    cfg = ModelConfig(zdim=4, dec_dim=64, dec_layers=3, domain=domain)
     dec = Decoder(cfg, 32, generator=torch.Generator().manual_seed(0))
     k = torch.rand(4, 200, 3) - 0.5
     z = torch.randn(4, 4)
@@ -176,9 +202,10 @@ def test_gradient_steps_fit_a_tiny_volume():
     assert losses[-1] < 0.3 * losses[0]
 
 
-def test_eval_volumes_bf16_close_to_fp32():
+@pytest.mark.parametrize("domain", ["hartley", "hartley_full"])
+def test_eval_volumes_bf16_close_to_fp32(domain):
     torch.manual_seed(0)
-    cfg = ModelConfig(zdim=4, dec_dim=64, dec_layers=3)
+    cfg = ModelConfig(zdim=4, dec_dim=64, dec_layers=3, domain=domain)
     dec = Decoder(cfg, 16, generator=torch.Generator().manual_seed(0))
     z = torch.randn(3, 4)
     ref = dec.eval_volumes(z)
@@ -190,9 +217,51 @@ def test_eval_volumes_bf16_close_to_fp32():
     assert corr > 0.999
 
 
-def test_eval_volumes_same_in_point_chunks():
-    dec = _decoder(box=12)
+@pytest.mark.parametrize("domain", ["hartley", "hartley_full"])
+def test_eval_volumes_same_in_point_chunks(domain):
+    dec = _decoder(domain=domain, box=12)
     z = torch.randn(3, 3)
     whole = dec.eval_volumes(z)
     chunked = dec.eval_volumes(z, batch_points=37)  # many chunks, the last one partial
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_hartley_full_first_layer_initialised_as_one_linear_over_features_and_z():
+    torch.manual_seed(0)
+    cfg = ModelConfig(zdim=8, dec_dim=256, dec_layers=1, domain="hartley_full")
+    dec = Decoder(cfg, 64, generator=torch.Generator().manual_seed(0))
+    bound = 1 / (dec.pe.out_dim + 8) ** 0.5
+    for tensor in (dec.input_coords.weight, dec.input_coords.bias, dec.input_z.weight):
+        assert tensor.abs().max() <= bound
+        assert tensor.abs().max() > 0.95 * bound  # uniform over the whole range, not shrunk further
+    pairs = Decoder(dataclasses.replace(cfg, domain="hartley"), 64)
+    assert pairs.input_z.weight.abs().max() > 3 * bound  # nn.Linear's own init (fan_in = zdim)
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_fused_residual_layers_match_the_plain_composition(amp):
+    torch.manual_seed(0)
+    layers = torch.nn.ModuleList([torch.nn.Linear(48, 48) for _ in range(3)])
+    x = torch.randn(2, 70, 48, requires_grad=True)
+
+    def plain(h):
+        for layer in layers:
+            h = torch.relu(layer(h) + h)
+        return h
+
+    results = []
+    for fn in (plain, lambda h: residual_relu_stack(h, layers)):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out = fn(x.to(torch.bfloat16) if amp else x)  # the decoder's first layer gives bf16 under autocast
+        grads = torch.autograd.grad(out.float().square().sum(), [x, *layers.parameters()])
+        results.append((out.float(), grads))
+    (out_a, grads_a), (out_b, grads_b) = results
+    assert out_b.dtype == out_a.dtype == torch.float32 and out_b.shape == (2, 70, 48)
+    if amp:  # same operations in bf16; the fused backward rounds g + g·W once instead of twice
+        torch.testing.assert_close(out_b, out_a)
+        for a, b in zip(grads_a, grads_b, strict=True):
+            assert float((a - b).norm() / a.norm()) < 0.02
+    else:
+        torch.testing.assert_close(out_b, out_a, rtol=1e-6, atol=1e-6)
+        for a, b in zip(grads_a, grads_b, strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from cryoscape import __version__
+from cryoscape.cli._allocator import retain_freed_memory
 from cryoscape.errors import CryoscapeError
 
 _NOT_COMMANDS = {"main", "common"}
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+    retain_freed_memory()
     try:
         return int(args._run(args) or 0)
     except CryoscapeError as exc:

@@ -16,7 +16,11 @@ differences from cryoDRGN (same option names otherwise):
   contrast     images are used as they are (RELION CTF sign: protein white, as RELION/cryoSPARC write them);
                cryoDRGN inverts by default (its CTF has the opposite sign). --invert-data inverts;
                --uninvert-data is accepted and is our default.
-  network      --enc-dim/--dec-dim default 256 (cryoDRGN 1024); --domain hartley (cryoDRGN: fourier).
+  network      --enc-dim/--dec-dim default 256 (cryoDRGN 1024). --domain hartley (default; cryoDRGN's
+               default is fourier) evaluates the network once per Hermitian pair (H(k), H(-k)): half of
+               cryoDRGN's Hartley cost per image. --domain hartley_full is cryoDRGN's --domain hartley decoder
+               (one value, evaluated at k and -k): twice our default's cost per image, the latent organises in
+               fewer epochs (about one epoch sooner on the 5k hinge benchmark).
   seed         --seed defaults to 0, so a run is reproducible (cryoDRGN draws a random seed).
   precision    --amp (default on): bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and on GPUs,
                fp32 weights and loss; cryoDRGN uses AMP on GPUs only. Bit-identical reruns and resumes are
@@ -46,7 +50,7 @@ examples:
 def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bool) -> None:
     """Options of train-vae (``heterogeneous``) or train-nn; dests equal the config field names."""
     from cryoscape.cli.common import add_particle_arguments
-    from cryoscape.models.config import ModelConfig
+    from cryoscape.models.config import DOMAINS, ModelConfig
     from cryoscape.training.config import DataConfig, TrainConfig
 
     t, m, d = TrainConfig(), ModelConfig(), DataConfig()
@@ -283,9 +287,12 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
     )
     g.add_argument(
         "--domain",
-        choices=("hartley", "fourier"),
+        choices=DOMAINS,
         default=m.domain,
-        help="decoder output representation (default %(default)s)",
+        help="decoder output: hartley = pair (H(k), H(-k)) per evaluation on half the frequencies, "
+             "fastest per image; hartley_full = cryoDRGN's Hartley decoder (one value, evaluated at k and -k: "
+             "2x the cost per image, the latent organises in fewer epochs); fourier = (Re, Im) on half the "
+             "frequencies, cryoDRGN's Fourier decoder (default %(default)s)",
     )
     g.add_argument(
         "--activation",

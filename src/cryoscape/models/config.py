@@ -19,8 +19,9 @@ from cryoscape.errors import InputError
 
 #: Positional encodings of the decoder's input coordinates (see :mod:`cryoscape.models.positional`).
 PE_TYPES = ("gaussian", "geom_ft", "geom_lowf", "none")
-#: What the decoder network outputs: Hartley pairs (H(k), H(-k)) or (Re F(k), Im F(k)).
-DOMAINS = ("hartley", "fourier")
+#: What the decoder network outputs: Hartley pairs (H(k), H(-k)) on the canonical half-space, one Hartley
+#: value H(k) anywhere (evaluated at k and -k), or (Re F(k), Im F(k)) on the canonical half-space.
+DOMAINS = ("hartley", "hartley_full", "fourier")
 #: Activation functions of the residual MLPs.
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "tanh")
 #: What the encoder sees: masked Hartley transform of the image, or the masked real-space pixels.
@@ -54,8 +55,12 @@ class ModelConfig:
         Standard deviation of the random frequencies of the gaussian encoding, in units of the box's Nyquist
         frequency scale (the phase of frequency ω at coordinate k is (D/2)·(k·ω), ω ~ N(0, feat_sigma²)).
     domain : str
-        ``"hartley"`` (the network outputs the pair (H(k), H(-k)) directly) or ``"fourier"`` (it outputs
-        (Re F(k), Im F(k)); the Hartley pair is (Re − Im, Re + Im)).
+        What the decoder network outputs (see :mod:`cryoscape.models.decoders`): ``"hartley"`` the pair
+        (H(k), H(-k)) at points of the canonical half-space (one evaluation per Hermitian pair; fastest per
+        image), ``"hartley_full"`` one value H(k) at any k, evaluated at k and at −k (cryoDRGN's Hartley
+        decoder: twice the evaluations per image; its latent space organises in fewer epochs), or
+        ``"fourier"`` (Re F(k), Im F(k)) on the canonical half-space (cryoDRGN's Fourier decoder; the
+        Hartley pair is (Re − Im, Re + Im)).
     activation : str
         One of :data:`ACTIVATIONS`.
     encoder_input : str

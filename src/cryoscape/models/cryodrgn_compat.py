@@ -9,10 +9,8 @@ coordinates ``linspace(−0.5, 0.5, D + 1)`` — the same cycles/pixel as ours f
   (axis-major, sin/cos interleaved per axis), the frequencies of :mod:`cryoscape.models.positional`.
 - ``ResidLinearMLP``: ``[Linear|ResidLinear](in, hidden), act, nlayers × (ResidLinear(hidden), act),
   [Linear|ResidLinear](hidden, out)`` where ResidLinear(x) = W x + b + x (used when the sizes are equal).
-- Hartley decoder (``domain: hartley``): one output H(k), evaluated on the full cube for a volume. Our decoder
-  returns the pair (H(k), H(−k)) from one evaluation, so the imported network is the cryoDRGN network doubled
-  block-diagonally (hidden width 2·pdim): one block sees PE(k), the other PE(−k) (= sin negated, cos
-  unchanged). This is exact.
+- Hartley decoder (``domain: hartley``): one output H(k), evaluated on the full cube for a volume — our
+  ``domain: hartley_full``; the weights are used as they are.
 - Fourier decoder (``domain: fourier``): outputs (Re, Im) on the half-space kz < 0 (kz > 0 → conjugate), and
   on the kz = 0 plane of a volume evaluates ky < 0 or (ky = 0, kx ≤ 0) — exactly our canonical half-space, so
   the weights are used as they are.
@@ -56,7 +54,7 @@ class CryoDRGNImport:
     model : HetVAE or HomogeneousModel
         The equivalent cryoscape model (eval mode).
     config : ModelConfig
-        Its configuration (``dec_dim`` is 2·pdim for Hartley-domain models, see module docstring).
+        Its configuration (``domain`` is ``hartley_full`` for cryoDRGN's Hartley-domain models).
     box_size : int
         Box D of the training images (cryoDRGN's lattice D minus 1).
     data_std : float
@@ -165,9 +163,10 @@ def cryodrgn_model_config(cfg: Mapping[str, Any], source: str | None = None) -> 
     pe_dim = model_args.get("pe_dim")
     config = ModelConfig(
         zdim=zdim, enc_dim=enc_dim, enc_layers=enc_layers,
-        dec_dim=2 * dec_dim if domain == "hartley" else dec_dim, dec_layers=dec_layers,
+        dec_dim=dec_dim, dec_layers=dec_layers,
         pe_type=pe_type, pe_dim=None if pe_dim is None else int(pe_dim),
-        feat_sigma=float(_get(model_args, "feat_sigma", 0.5)), domain=domain, activation=activation,
+        feat_sigma=float(_get(model_args, "feat_sigma", 0.5)),
+        domain="hartley_full" if domain == "hartley" else domain, activation=activation,
         encoder_input="hartley", enc_mask_radius_px=enc_radius)
     return config, box
 
@@ -281,19 +280,9 @@ def import_cryodrgn(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tenso
         hidden = [(_hidden_weight(w, r), b) for w, b, r in dec_layers[1:-1]]
         w_out, b_out, res_out = dec_layers[-1]
         w_out = _with_identity(w_out, res_out)
-        if config.domain == "hartley":
-            # block A evaluates at k, block B at -k: PE(-k) = (-sin, cos) or -k for raw coordinates
-            sign = torch.ones(n_pe, dtype=torch.float64)
-            sign[: n_pe // 2 if config.pe_type != "none" else n_pe] = -1.0
-            w_pe = torch.cat([w_pe, w_pe * sign], dim=0)
-            w_z = torch.cat([w_z, w_z], dim=0)
-            b0 = torch.cat([b0, b0])
-            hidden = [(torch.block_diag(w, w), torch.cat([b, b])) for w, b in hidden]
-            w_out = torch.block_diag(w_out, w_out)
-            b_out = torch.cat([b_out, b_out]) + offset
-        else:
-            b_out = b_out.clone()
-            b_out[0] += offset  # adds the offset to Re, hence to both Re − Im and Re + Im
+        b_out = b_out.clone()
+        # hartley_full: adds the offset to H; fourier: to Re, hence to both Re − Im and Re + Im
+        b_out[0] += offset
         decoder.input_coords.weight.copy_(w_pe)
         decoder.input_coords.bias.copy_(b0)
         if hetero:
@@ -312,7 +301,7 @@ def import_cryodrgn(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tenso
         invert_data=bool(dataset_args.get("invert_data", True)),
         window=bool(dataset_args.get("window", True)),
         window_r=float(dataset_args.get("window_r", 0.85) or 0.85),
-        volume_radius_px=math.inf if config.domain == "hartley" else box / 2)
+        volume_radius_px=math.inf if config.domain == "hartley_full" else box / 2)
 
 
 def _load_encoder(model: HetVAE, layers: list[tuple[torch.Tensor, torch.Tensor, bool]], cfg: Mapping[str,

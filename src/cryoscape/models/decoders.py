@@ -2,16 +2,23 @@
 
 For a 3-D frequency ``k`` (cycles/pixel, ``k ∈ [−0.5, 0.5]³``; the point of slice lattice vector k₂ under
 rotation R is ``k₂ @ R``) and a latent ``z``, the decoder returns the PAIR ``(H(k), H(−k))`` of Hartley values
-of a real volume (``H = Re − Im`` of the centred FFT). Hermitian symmetry is exact by construction: the
-network is only evaluated on a canonical half-space and the pair is swapped for points outside it:
+of a real volume (``H = Re − Im`` of the centred FFT). How the network produces it depends on ``domain``:
 
-- canonical: ``kz < 0``, or ``kz == 0 and ky < 0``, or ``kz == ky == 0 and kx <= 0`` (DC included);
-- a point outside is evaluated at ``−k`` and the two values of the pair are swapped.
+- ``"hartley"`` and ``"fourier"``: Hermitian symmetry is exact by construction: the network is only evaluated
+  on a canonical half-space and the pair is swapped for points outside it:
 
-The network output ``o = (o₀, o₁)`` at a canonical point is the pair itself (``domain="hartley"``) or ``(Re
-F(k), Im F(k))`` (``domain="fourier"``), whose pair is ``(Re − Im, Re + Im)``. At k = 0 both elements are the
-first one. Training therefore evaluates only the Hermitian half of each slice
-(``geometry.lattice.hermitian_half``): one evaluation gives the values at ``idx_half`` and ``idx_mirror``.
+  - canonical: ``kz < 0``, or ``kz == 0 and ky < 0``, or ``kz == ky == 0 and kx <= 0`` (DC included);
+  - a point outside is evaluated at ``−k`` and the two values of the pair are swapped.
+
+  The network output ``o = (o₀, o₁)`` at a canonical point is the pair itself (``"hartley"``) or ``(Re F(k),
+  Im F(k))`` (``"fourier"``), whose pair is ``(Re − Im, Re + Im)``. At k = 0 both elements are the first
+  one. Training therefore evaluates only the Hermitian half of each slice (``geometry.lattice.hermitian_half``):
+  one evaluation gives the values at ``idx_half`` and ``idx_mirror``.
+- ``"hartley_full"`` (cryoDRGN's Hartley decoder): the network has one output, H(k), defined on the whole
+  space; the pair is ``(f(k), f(−k))``, two evaluations (one network call over 2P points). H(k) and H(−k) of a
+  real volume are independent numbers, so nothing needs to be enforced. It costs twice as much per image as
+  ``"hartley"``; its latent space organises in fewer epochs (the same network weights, seen with the sine
+  features negated, serve k and −k).
 
 Architecture (cryoDRGN's residual MLP, made cheaper): features = positional encoding of k; first layer
 ``W_k·features + W_z·z + b`` where the z part is computed once per image (B, hidden) and broadcast over the
@@ -36,6 +43,47 @@ def make_activation(name: str) -> nn.Module:
     if name not in table:
         raise ValueError(f"unknown activation {name!r}; use one of {sorted(table)}")
     return table[name]()
+
+
+class _ResidualReLU(torch.autograd.Function):
+    """``relu(h @ Wᵀ + b + h)`` for 2-D ``h`` with in-place epilogue and a fused backward.
+
+    The forward gives the values of ``nn.Linear`` then ``+ h`` then ``relu`` (same operations, same order) with
+    the residual and activation applied in place in the matmul's output buffer; the backward folds the
+    residual gradient into the matrix product (``g + g @ W``, one rounding instead of two in bf16) and takes
+    the ReLU mask from the saved output. Fewer large temporaries per layer: the 256×3 decoder's training step
+    at box 64 is ~5 % faster on CPU (tests compare values and gradients with the plain composition).
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        out = torch.addmm(bias, h, weight.t()).add_(h).relu_()
+        ctx.save_for_backward(h, weight, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h, weight, out = ctx.saved_tensors
+        grad_pre = torch.ops.aten.threshold_backward(grad, out, 0)  # grad where out > 0, else 0
+        grad_h = torch.addmm(grad_pre, grad_pre, weight)
+        return grad_h, grad_pre.t().mm(h), grad_pre.sum(0)
+
+
+def residual_relu_stack(h: torch.Tensor, layers: nn.ModuleList) -> torch.Tensor:
+    """Apply ``h ← relu(layer(h) + h)`` for each Linear of ``layers`` to activations ``h`` (..., H).
+
+    Under autocast the weights are cast to the autocast dtype (as ``nn.Linear`` would be) and the layers run
+    in that dtype; gradients reach the float32 weights through the cast.
+    """
+    shape = h.shape
+    dtype = h.dtype
+    if torch.is_autocast_enabled(h.device.type):
+        dtype = torch.get_autocast_dtype(h.device.type)
+    flat = h.reshape(-1, shape[-1]).to(dtype)
+    with torch.autocast(device_type=h.device.type, enabled=False):
+        for layer in layers:
+            flat = _ResidualReLU.apply(flat, layer.weight.to(dtype), layer.bias.to(dtype))
+    return flat.reshape(shape)
 
 
 def flip_to_canonical(coords: torch.Tensor) -> torch.Tensor:
@@ -72,7 +120,7 @@ class Decoder(nn.Module):
     -----------------------------
     pe.freqs : (3, M) buffer; input_coords : Linear(pe.out_dim, dec_dim); input_z : Linear(zdim, dec_dim,
     bias=False) or None; hidden : ModuleList of dec_layers Linear(dec_dim, dec_dim); output :
-    Linear(dec_dim, 2).
+    Linear(dec_dim, 2), or Linear(dec_dim, 1) for ``domain="hartley_full"``.
     """
 
     def __init__(self, config: ModelConfig, box_size: int, generator: torch.Generator | None = None):
@@ -87,8 +135,28 @@ class Decoder(nn.Module):
         self.input_coords = nn.Linear(self.pe.out_dim, hidden)
         self.input_z = nn.Linear(self.zdim, hidden, bias=False) if self.zdim > 0 else None
         self.hidden = nn.ModuleList([nn.Linear(hidden, hidden) for _ in range(config.dec_layers)])
-        self.output = nn.Linear(hidden, 2)
+        self.full_space = self.domain == "hartley_full"
+        self.output = nn.Linear(hidden, 1 if self.full_space else 2)
         self.act = make_activation(config.activation)
+        if self.full_space:
+            self._init_first_layer_jointly()
+
+    def _init_first_layer_jointly(self) -> None:
+        """Initialise ``input_coords`` and ``input_z`` as ONE Linear over [features, z] (cryoDRGN's layer).
+
+        ``nn.Linear`` draws weights and bias from U(−1/√fan_in, 1/√fan_in); separately initialised, the z
+        projection (fan_in = zdim) starts ~√(features/zdim) times larger than in the concatenated layer.
+        Used for ``hartley_full``, whose per-epoch latent accuracy then follows cryoDRGN's (5k hinge, seeds
+        1–2: |Spearman| 0.916/0.910 after 5 epochs, vs 0.903/0.901 with separate init and 0.923/0.918 for
+        cryoDRGN). The pair domains keep the separate init their accuracy benchmarks were run with (the joint
+        one made no consistent difference there).
+        """
+        bound = 1.0 / (self.pe.out_dim + self.zdim) ** 0.5
+        with torch.no_grad():
+            self.input_coords.weight.uniform_(-bound, bound)
+            self.input_coords.bias.uniform_(-bound, bound)
+            if self.input_z is not None:
+                self.input_z.weight.uniform_(-bound, bound)
 
     # ------------------------------------------------------------------ network
     def network(self, coords: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -103,7 +171,8 @@ class Decoder(nn.Module):
 
         Returns
         -------
-        torch.Tensor, shape (B, P, 2) (or (P, 2) when coords is 2-D and z is None); autocast dtype.
+        torch.Tensor, shape (B, P, n_out) (or (P, n_out) when coords is 2-D and z is None); autocast dtype.
+            n_out = 1 for ``domain="hartley_full"``, else 2.
         """
         h = self.input_coords(self.pe(coords))
         if self.zdim > 0:
@@ -117,8 +186,11 @@ class Decoder(nn.Module):
         elif z is not None:
             raise ValueError("this decoder is homogeneous (zdim=0): pass z=None")
         h = self.act(h)
-        for layer in self.hidden:
-            h = self.act(layer(h) + h)
+        if isinstance(self.act, nn.ReLU) and self.hidden:
+            h = residual_relu_stack(h, self.hidden)
+        else:
+            for layer in self.hidden:
+                h = self.act(layer(h) + h)
         return self.output(h)
 
     def _as_pairs(self, out: torch.Tensor) -> torch.Tensor:
@@ -144,6 +216,11 @@ class Decoder(nn.Module):
         torch.Tensor, shape (B, P, 2) (or (P, 2) when coords is 2-D and z is None), float32
             ``[..., 0] = H(k)``, ``[..., 1] = H(−k)``.
         """
+        if self.full_space:
+            k = coords.float()
+            both = self.network(torch.cat([k, -k], dim=-2), z)[..., 0].float()
+            n_points = k.shape[-2]
+            return torch.stack([both[..., :n_points], both[..., n_points:]], dim=-1)
         with torch.autocast(device_type=coords.device.type, enabled=False):
             k = coords.float()
             flip = flip_to_canonical(k)
@@ -240,17 +317,24 @@ class Decoder(nn.Module):
         relu = isinstance(self.act, nn.ReLU)
         n_points = k.shape[0]
         out = torch.empty((z_proj.shape[0], n_points, 2), dtype=torch.float32, device=device)
-        chunk = max(1, int(batch_points))
+        chunk = max(1, int(batch_points) // (2 if self.full_space else 1))
         for p0 in range(0, n_points, chunk):
+            k_chunk = k[p0:p0 + chunk]
+            n_chunk = k_chunk.shape[0]
+            if self.full_space:  # rows: the chunk's points, then their mirrors
+                k_chunk = torch.cat([k_chunk, -k_chunk])
             # encoding and first-layer projection of this chunk of points, shared by every latent
-            base = self.input_coords(self.pe(k[p0:p0 + chunk]))  # (chunk, H) float32
+            base = self.input_coords(self.pe(k_chunk))  # (rows, H) float32
             for i in range(z_proj.shape[0]):
                 h = (base + z_proj[i]).to(dtype)
                 h = torch.relu_(h) if relu else self.act(h)
                 for weight, bias in hidden:
                     nxt = torch.addmm(bias, h, weight).add_(h)
                     h = torch.relu_(nxt) if relu else self.act(nxt)
-                out[i, p0:p0 + chunk] = torch.addmm(b_out, h, w_out).float()
+                rows = torch.addmm(b_out, h, w_out).float()
+                if self.full_space:
+                    rows = torch.stack([rows[:n_chunk, 0], rows[n_chunk:, 0]], dim=-1)
+                out[i, p0:p0 + n_chunk] = rows
         out = self._as_pairs(out)
         is_dc = (k == 0).all(-1)
         out[:, is_dc, 1] = out[:, is_dc, 0]
