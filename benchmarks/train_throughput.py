@@ -113,9 +113,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train_throughput.json"),
                         help="output JSON (default benchmarks/results/train_throughput.json)")
     args = parser.parse_args(argv)
-    from cryoscape.cli._allocator import retain_freed_memory
+    from cryoscape.cli._process import configure_process
 
-    retain_freed_memory()  # as the cryoscape command does
+    configure_process()  # as the cryoscape command does (before torch's first MKL call)
     if args.threads:
         torch.set_num_threads(args.threads)
     from cryoscape.models.precision import cpu_supports_bf16

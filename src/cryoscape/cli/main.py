@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from cryoscape import __version__
-from cryoscape.cli._allocator import retain_freed_memory
+from cryoscape.cli._process import configure_process
 from cryoscape.errors import CryoscapeError
 
 _NOT_COMMANDS = {"main", "common"}
@@ -59,13 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cryoscape`` console script; returns the exit status."""
+    configure_process()  # before anything imports torch (building the parser does)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 1
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
-    retain_freed_memory()
     try:
         return int(args._run(args) or 0)
     except CryoscapeError as exc:

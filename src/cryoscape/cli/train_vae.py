@@ -23,8 +23,9 @@ differences from cryoDRGN (same option names otherwise):
                fewer epochs (about one epoch sooner on the 5k hinge benchmark).
   seed         --seed defaults to 0, so a run is reproducible (cryoDRGN draws a random seed).
   precision    --amp (default on): bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and on GPUs,
-               fp32 weights and loss; cryoDRGN uses AMP on GPUs only. Bit-identical reruns and resumes are
-               guaranteed with --no-amp (fp32); bf16 runs occasionally differ slightly between reruns.
+               fp32 weights and loss; cryoDRGN uses AMP on GPUs only. Reruns and resumes with the same seed
+               are bit-identical on the same machine (cryoscape runs Intel MKL in its alignment-independent
+               mode, MKL_CBWR=AUTO,STRICT, unless MKL_CBWR is set).
   poses/CTF    read straight from a .star/.cs PARTICLES file (no parse step); --poses/--ctf also take .pkl.
   files        RUN/weights.N.pt, z.N.npz (mean, logvar, indices) with N = epochs completed (1, 2, ...);
                cryoDRGN numbers weights.N.pkl/z.N.pkl from 0. Resume with --resume RUN (cryoDRGN: --load).

@@ -100,7 +100,8 @@ class TrainConfig:
         Radius (pixels of the Fourier lattice) of the disc the loss is computed on; None means D/2 - 1.
     amp : bool
         Mixed precision: bf16 autocast on CPUs with native bf16, CUDA AMP on GPUs; weights and loss in fp32.
-        Off (fp32) is bit-reproducible given the seed; bf16 reruns occasionally differ (see training.loop).
+        Reruns with the same seed are bit-identical on the same machine in fp32 and, with
+        ``MKL_CBWR=AUTO,STRICT`` (set by the ``cryoscape`` command), in bf16 (see training.loop).
     seed : int
         Seed of model initialisation, shuffling and reparameterisation noise.
     checkpoint_every : int
