@@ -27,8 +27,9 @@ def _decoder(domain="hartley", zdim=3, pe_type="gaussian", box=12, seed=0):
     return Decoder(cfg, box, generator=torch.Generator().manual_seed(seed))
 
 
-def test_shapes_and_shared_coordinates():
-    dec = _decoder()
+@pytest.mark.parametrize("domain", ["hartley", "hartley_full", "fourier"])
+def test_shapes_and_shared_coordinates(domain):
+    dec = _decoder(domain=domain)
     z = torch.randn(4, 3)
     coords = torch.rand(4, 50, 3) - 0.5
     assert dec(coords, z).shape == (4, 50, 2)
@@ -37,7 +38,7 @@ def test_shapes_and_shared_coordinates():
     out_expanded = dec(shared.expand(4, 50, 3), z)
     assert out_shared.shape == (4, 50, 2)
     torch.testing.assert_close(out_shared, out_expanded)
-    homo = _decoder(zdim=0)
+    homo = _decoder(domain=domain, zdim=0)
     assert homo(shared).shape == (50, 2)
     assert homo(coords).shape == (4, 50, 2)
     with pytest.raises(ValueError):
