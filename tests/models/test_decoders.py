@@ -11,7 +11,7 @@ import torch
 
 from cryoscape.geometry.lattice import hermitian_half, slice_coords
 from cryoscape.models import ModelConfig
-from cryoscape.models.decoders import Decoder, residual_relu_stack
+from cryoscape.models.decoders import Decoder, residual_stack
 from cryoscape.models.vae import HomogeneousModel
 
 
@@ -239,19 +239,20 @@ def test_hartley_full_first_layer_initialised_as_one_linear_over_features_and_z(
     assert pairs.input_z.weight.abs().max() > 3 * bound  # nn.Linear's own init (fan_in = zdim)
 
 
+@pytest.mark.parametrize("act", [torch.nn.ReLU(), torch.nn.GELU()], ids=["relu", "gelu"])
 @pytest.mark.parametrize("amp", [False, True])
-def test_fused_residual_layers_match_the_plain_composition(amp):
+def test_fused_residual_layers_match_the_plain_composition(amp, act):
     torch.manual_seed(0)
     layers = torch.nn.ModuleList([torch.nn.Linear(48, 48) for _ in range(3)])
     x = torch.randn(2, 70, 48, requires_grad=True)
 
     def plain(h):
         for layer in layers:
-            h = torch.relu(layer(h) + h)
+            h = act(layer(h) + h)
         return h
 
     results = []
-    for fn in (plain, lambda h: residual_relu_stack(h, layers)):
+    for fn in (plain, lambda h: residual_stack(h, layers, act)):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             out = fn(x.to(torch.bfloat16) if amp else x)  # the decoder's first layer gives bf16 under autocast
         grads = torch.autograd.grad(out.float().square().sum(), [x, *layers.parameters()])

@@ -35,6 +35,7 @@ from torch import nn
 from cryoscape.geometry.fourier import iht3_center
 from cryoscape.models.config import ModelConfig
 from cryoscape.models.positional import PositionalEncoding
+from cryoscape.models.precision import reduced_dtype
 
 
 def make_activation(name: str) -> nn.Module:
@@ -69,20 +70,26 @@ class _ResidualReLU(torch.autograd.Function):
         return grad_h, grad_pre.t().mm(h), grad_pre.sum(0)
 
 
-def residual_relu_stack(h: torch.Tensor, layers: nn.ModuleList) -> torch.Tensor:
-    """Apply ``h ← relu(layer(h) + h)`` for each Linear of ``layers`` to activations ``h`` (..., H).
+def residual_stack(h: torch.Tensor, layers: nn.ModuleList, act: nn.Module) -> torch.Tensor:
+    """Apply ``h ← act(layer(h) + h)`` for each Linear of ``layers`` to activations ``h`` (..., H).
 
-    Under autocast the weights are cast to the autocast dtype (as ``nn.Linear`` would be) and the layers run
-    in that dtype; gradients reach the float32 weights through the cast.
+    The layers run in the autocast dtype when autocast is on (weights cast as ``nn.Linear`` would be; gradients
+    reach the float32 weights through the cast), else in ``h``'s dtype. ReLU layers use the fused
+    :class:`_ResidualReLU`; other activations the same ``addmm`` with the residual added in place.
     """
     shape = h.shape
     dtype = h.dtype
     if torch.is_autocast_enabled(h.device.type):
         dtype = torch.get_autocast_dtype(h.device.type)
     flat = h.reshape(-1, shape[-1]).to(dtype)
+    relu = isinstance(act, nn.ReLU)
     with torch.autocast(device_type=h.device.type, enabled=False):
         for layer in layers:
-            flat = _ResidualReLU.apply(flat, layer.weight.to(dtype), layer.bias.to(dtype))
+            weight, bias = layer.weight.to(dtype), layer.bias.to(dtype)
+            if relu:
+                flat = _ResidualReLU.apply(flat, weight, bias)
+            else:
+                flat = act(torch.addmm(bias, flat, weight.t()).add_(flat))
     return flat.reshape(shape)
 
 
@@ -185,12 +192,7 @@ class Decoder(nn.Module):
             h = h + self.input_z(z).unsqueeze(-2)
         elif z is not None:
             raise ValueError("this decoder is homogeneous (zdim=0): pass z=None")
-        h = self.act(h)
-        if isinstance(self.act, nn.ReLU) and self.hidden:
-            h = residual_relu_stack(h, self.hidden)
-        else:
-            for layer in self.hidden:
-                h = self.act(layer(h) + h)
+        h = residual_stack(self.act(h), self.hidden, self.act)
         return self.output(h)
 
     def _as_pairs(self, out: torch.Tensor) -> torch.Tensor:
@@ -281,7 +283,7 @@ class Decoder(nn.Module):
 
         The inference path of :meth:`forward` for many latents at the same points: the positional encoding
         and its first-layer projection are computed once for all latents (forward would redo them per
-        call), and the hidden layers run in place. ``k`` must lie in the canonical half-space
+        call); the hidden layers are the same :func:`residual_stack`. ``k`` must lie in the canonical half-space
         (:func:`flip_to_canonical` False everywhere), as the grid points of :meth:`eval_hartley_volumes` do;
         the values equal ``forward(k, z)`` there.
 
@@ -301,9 +303,7 @@ class Decoder(nn.Module):
             raise ValueError("pairs_at_canonical_points needs points of the canonical half-space")
         device = self.output.weight.device
         k = k.to(device=device, dtype=torch.float32)
-        dtype = torch.float32
-        if amp:
-            dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+        dtype = reduced_dtype(device) if amp else torch.float32
         if self.zdim > 0:
             if z is None or z.ndim != 2 or z.shape[1] != self.zdim:
                 raise ValueError(f"this decoder has zdim={self.zdim}: give z of shape (N, {self.zdim})")
@@ -312,9 +312,7 @@ class Decoder(nn.Module):
             raise ValueError("this decoder is homogeneous (zdim=0): pass z=None")
         else:
             z_proj = torch.zeros((1, self.input_coords.out_features), dtype=torch.float32, device=device)
-        hidden = [(layer.weight.to(dtype).t(), layer.bias.to(dtype)) for layer in self.hidden]
         w_out, b_out = self.output.weight.to(dtype).t(), self.output.bias.to(dtype)
-        relu = isinstance(self.act, nn.ReLU)
         n_points = k.shape[0]
         out = torch.empty((z_proj.shape[0], n_points, 2), dtype=torch.float32, device=device)
         chunk = max(1, int(batch_points) // (2 if self.full_space else 1))
@@ -326,11 +324,7 @@ class Decoder(nn.Module):
             # encoding and first-layer projection of this chunk of points, shared by every latent
             base = self.input_coords(self.pe(k_chunk))  # (rows, H) float32
             for i in range(z_proj.shape[0]):
-                h = (base + z_proj[i]).to(dtype)
-                h = torch.relu_(h) if relu else self.act(h)
-                for weight, bias in hidden:
-                    nxt = torch.addmm(bias, h, weight).add_(h)
-                    h = torch.relu_(nxt) if relu else self.act(nxt)
+                h = residual_stack(self.act((base + z_proj[i]).to(dtype)), self.hidden, self.act)
                 rows = torch.addmm(b_out, h, w_out).float()
                 if self.full_space:
                     rows = torch.stack([rows[:n_chunk, 0], rows[n_chunk:, 0]], dim=-1)

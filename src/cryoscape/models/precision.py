@@ -31,12 +31,17 @@ def amp_helps(device: torch.device | str) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and cpu_supports_bf16())
 
 
+def reduced_dtype(device: torch.device | str) -> torch.dtype:
+    """The reduced-precision dtype for ``device``: bf16 on CPU and on CUDA where supported, else fp16."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
 def autocast_context(device: torch.device | str, enabled: bool):
-    """``torch.autocast`` for ``device`` (bf16 on CPU / bf16 or fp16 on CUDA), or a null context."""
+    """``torch.autocast`` for ``device`` in :func:`reduced_dtype`, or a null context."""
     device = torch.device(device)
     if not enabled:
         return contextlib.nullcontext()
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=reduced_dtype(device))
