@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend (PNG files, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +21,7 @@ def _pyplot():
 def plot_latent_vs_truth(latent: np.ndarray, truth: np.ndarray, path: str | os.PathLike, *, xlabel: str,
                          ylabel: str, title: str = "") -> Path:
     """Scatter of a latent coordinate (N,) against a ground-truth value (N,), saved as PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
     ax.scatter(truth, latent, s=3, alpha=0.4, linewidths=0)
     ax.set_xlabel(xlabel)
