@@ -79,7 +79,7 @@ def train(kind: str, data: Path, run: Path, epochs: int, extra: list[str], log: 
 
     if run.exists() and RunDir(run).latest_epoch() == epochs:
         return None
-    args = [kind, str(data / "particles.star"), "-n", str(epochs), "-o", str(run), *extra]
+    args = [kind, str(data / "particles.star"), "-n", str(epochs), "-o", str(run), "--overwrite", *extra]
     if ind is not None:
         args += ["--ind", str(ind)]
     return cli(*args, log=log)

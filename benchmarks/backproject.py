@@ -2,7 +2,7 @@
 
 Back-projection is timed end to end on a stack on disk (reading, FFT, shift, CTF, trilinear insertion into
 two half-set grids, final division and inverse FFT), with the default options (Wiener CTF correction,
-automatic padding: 2× for boxes up to 64). The simulator is timed writing a complete ``hinge`` dataset with
+no padding, the default since the map-fidelity fix). The simulator is timed writing a complete ``hinge`` dataset with
 CTF and noise (two passes over the images: signal variance, then the noisy images) at box 64. Prints a table
 and writes JSON.
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=2000,
                         help="images per back-projection benchmark (default 2000)")
     parser.add_argument("--boxes", type=int, nargs="+", default=[64, 128], help="boxes (default 64 128)")
-    parser.add_argument("--pad", type=int, default=None, help="padding factor (default: automatic)")
+    parser.add_argument("--pad", type=int, default=None, help="padding factor (default: the library default, 1)")
     parser.add_argument("--chunk", type=int, default=256, help="images per chunk (default 256)")
     parser.add_argument("--sim-n", type=int, default=2000,
                         help="images of the simulator benchmark (default 2000)")

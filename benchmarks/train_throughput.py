@@ -56,14 +56,14 @@ def measure(particles, args, amp: bool) -> dict:
     """images/s of ``args.steps`` timed training steps."""
     from cryoscape.data.dataset import EpochSampler, HartleyDataset
     from cryoscape.models import ModelConfig, build_model
-    from cryoscape.training.step import SliceLoss
+    from cryoscape.training.step import ReconstructionObjective
 
     box = particles.box_size
     config = ModelConfig(
         zdim=args.zdim, enc_dim=args.dim, enc_layers=args.layers, dec_dim=args.dim, dec_layers=args.layers
     )
     torch.manual_seed(0)
-    module = SliceLoss(build_model(config, box), box, box / 2 - 1)
+    module = ReconstructionObjective(build_model(config, box), box, box / 2 - 1)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
     dataset = HartleyDataset(particles, data_std=float(box), in_memory=True)
     sampler = EpochSampler(len(dataset), args.batch_size, seed=0)

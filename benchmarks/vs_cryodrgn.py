@@ -14,6 +14,9 @@ For each cryoscape decoder the benchmark reports:
 * accuracy: |Spearman| between the first principal component of the latent means and the true hinge angle,
   after every epoch for both programs (both write the latents of every epoch), so the programs are compared at
   equal epochs and not only at the last one,
+* per-image FSC against the truth after the last epoch (``--n-fsc`` particles, the same for both programs: the
+  map generated at each particle's latent mean vs its true map; AUC and mean FSC per shell). cryoDRGN's maps
+  come from its own ``eval_vol`` and are negated when they correlate negatively with the truth,
 * eval-vol throughput (maps/s at the training box) and the ratio,
 * time to accuracy: for each epoch of cryoDRGN, the training time each program needed to reach its |Spearman|.
 
@@ -99,6 +102,71 @@ def epoch_files(run: Path, pattern: str) -> list[Path]:
     return sorted(files, key=lambda f: int(f.name.split(".")[1]))
 
 
+def fsc_positions(n: int, count: int) -> np.ndarray:
+    """The particles scored by per-image FSC (the same for both programs)."""
+    from cryoscape.reconstruct.scoring import choose_positions
+
+    return choose_positions(n, count, seed=0)
+
+
+def true_maps(data: Path):
+    """``position -> true map`` of the simulated dataset, and its voxel size (Å)."""
+    from cryoscape.reconstruct.scoring import truth_from_table
+    from cryoscape.simulate import GroundTruthVolumes, SimulationConfig
+
+    with open(data / "ground_truth.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    states = np.array([int(r["state"]) for r in rows])
+    coords = np.array([float(r["coordinate"]) if r["coordinate"] else np.nan for r in rows])
+    truth = GroundTruthVolumes(SimulationConfig.load_yaml(data / "config.yaml"))
+    return truth_from_table(truth, states, coords), truth.voxel_size_angstrom
+
+
+def fsc_section(result) -> dict:
+    """Summary of a PerImageFSC: AUC mean/median, resolutions, mean FSC per shell."""
+    out = result.summary()
+    out["mean_fsc_by_shell"] = [round(float(v), 4) for v in result.fsc.mean(0)]
+    return out
+
+
+def per_image_fsc_cryoscape(run: Path, data: Path, positions: np.ndarray) -> dict:
+    """Per-image FSC of a cryoscape run (last epoch, latent means) at ``positions``."""
+    import torch
+
+    from cryoscape.reconstruct.scoring import per_image_fsc
+    from cryoscape.runs import RunDir
+    from cryoscape.training.config import load_trained
+
+    run_dir = RunDir(run)
+    model, config, _ = load_trained(run_dir, None)
+    z = run_dir.load_z().mean
+    box, scale = int(config.data.box_size), float(config.data.data_std or 1.0)
+    true_map, voxel = true_maps(data)
+
+    def generate(zb):
+        with torch.no_grad():
+            return model.decoder.eval_volumes(torch.as_tensor(np.asarray(zb, dtype=np.float32)), box_size=box,
+                                              radius_px=config.volume_radius_px, scale=scale).numpy()
+
+    return fsc_section(per_image_fsc(generate, z, true_map, voxel, positions=positions, batch_size=10))
+
+
+def per_image_fsc_cryodrgn(exe: Path, weights: Path, config: Path, z: np.ndarray, data: Path,
+                           positions: np.ndarray, work: Path) -> dict:
+    """Per-image FSC of a cryoDRGN run: its ``eval_vol`` at the latents of ``positions``, sign-matched."""
+    from cryoscape.reconstruct.scoring import per_image_fsc_of_maps
+
+    zfile = work / "zvals_fsc_ref.txt"
+    np.savetxt(zfile, z[positions])
+    out = work / "vols_fsc_ref"
+    shutil.rmtree(out, ignore_errors=True)
+    sh([str(exe), "eval_vol", str(weights), "-c", str(config), "--zfile", str(zfile), "-o", str(out)],
+       work / "eval_fsc_cryodrgn.log")
+    maps = sorted(out.glob("*.mrc"))
+    true_map, voxel = true_maps(data)
+    return fsc_section(per_image_fsc_of_maps(maps, positions, true_map, voxel, match_sign=True))
+
+
 #: cryoscape's domain for the decoder cryoDRGN builds with ``--domain``
 SAME_ARCHITECTURE = {"hartley": "hartley_full", "fourier": "fourier"}
 
@@ -124,12 +192,14 @@ def train_and_eval_cryoscape(exe: str, data: Path, arch: list[str], domain: str,
                "peak_rss_mib": rss, "spearman_pc1": abs(spearman_with_truth(z, truth)),
                "spearman_pc1_by_epoch": spearman_by_epoch(epoch_files(run, "z.*.npz"),
                                                           lambda f: load_z_file(f).mean, truth)}
+    section["per_image_fsc"] = per_image_fsc_cryoscape(run, data, fsc_positions(len(z), args.n_fsc))
     zfile = work / f"zvals{suffix}.txt"
     np.savetxt(zfile, z[np.linspace(0, len(z) - 1, args.n_vols).astype(int)])
     seconds, _ = sh([exe, "eval-vol", str(run), "--zfile", str(zfile), "-o", str(work / f"vols_ours{suffix}")])
     section["eval_vol_maps_per_s"] = args.n_vols / seconds
     print(f"cryoscape {domain}: {section['epoch_images_per_s']:.1f} images/s per epoch, |Spearman| by epoch "
-          + " ".join(f"{v:.3f}" for v in section["spearman_pc1_by_epoch"].values()), flush=True)
+          + " ".join(f"{v:.3f}" for v in section["spearman_pc1_by_epoch"].values())
+          + f", per-image FSC AUC {section['per_image_fsc']['auc_mean']:.4f}", flush=True)
     return section
 
 
@@ -190,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: hartley, cryoscape's default pair decoder; '' for none)")
     parser.add_argument("--seed", type=int, default=1, help="seed given to both programs (default 1)")
     parser.add_argument("--n-vols", type=int, default=20, help="maps for the eval-vol timing")
+    parser.add_argument("--n-fsc", type=int, default=100, help="particles scored by per-image FSC (default 100)")
     parser.add_argument("--skip-reference", action="store_true", help="time cryoscape only")
     parser.add_argument("--cryoscape-args", default="", help="extra train-vae options for cryoscape")
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench_out" / "vs_cryodrgn")
@@ -249,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds, _ = sh([str(exe), "eval_vol", str(weights), "-c", str(run_ref / "config.yaml"),
                          "--zfile", str(zfile_ref), "-o", str(work / "vols_ref")], work / "eval_cryodrgn.log")
         results["reference"]["eval_vol_maps_per_s"] = args.n_vols / seconds
+        results["reference"]["per_image_fsc"] = per_image_fsc_cryodrgn(
+            exe, weights, run_ref / "config.yaml", z_ref, data, fsc_positions(len(z_ref), args.n_fsc), work)
+        print(f"cryoDRGN: per-image FSC AUC {results['reference']['per_image_fsc']['auc_mean']:.4f}", flush=True)
         sections = {same: results["cryoscape"], **results["cryoscape_variants"]}
         for ours_section in sections.values():
             ours_section["ratio_train_throughput"] = (ours_section["images_per_s"]

@@ -8,16 +8,24 @@ Layout (``N`` = number of completed epochs, 1-based)::
     RUN/z.N.npz              latent means ``mean`` (n, zdim), log-variances ``logvar`` and original particle
                              ``indices`` (n,), rows in increasing original index
     RUN/reconstruct.N.mrc    homogeneous runs: the map after epoch N
+    RUN/provenance.yaml      one record per training invocation: command line, versions, host, start time,
+                             per-epoch wall time and loss (see ``cryoscape.training.provenance``)
     RUN/analyze.N/           analysis output of epoch N
+    RUN/.lock                held (``fcntl.flock``) while a training writes the folder; holds "pid host"
 
-Every file is written atomically (temporary file in the same folder, then ``os.replace``).
+Every file is written atomically (temporary file ``.NAME.XXXX.tmp`` in the same folder, then ``os.replace``);
+a killed write leaves only such a temporary, which :meth:`RunDir.remove_stale_temporaries` deletes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import logging
 import os
 import re
+import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,16 @@ from cryoscape.io.atomic import atomic_open, atomic_write
 CHECKPOINT_FORMAT = "cryoscape-checkpoint-1"
 
 _WEIGHTS_RE = re.compile(r"^weights\.(\d+)\.pt$")
+#: Files (and ``analyze.N`` folders) that belong to one training run; the group is the epoch, if any.
+_RUN_FILE_RE = re.compile(
+    r"^(?:config\.yaml|run\.log|provenance\.yaml|weights\.(\d+)\.pt|z\.(\d+)\.npz|reconstruct\.(\d+)\.mrc"
+    r"|analyze\.(\d+))$"
+)
+#: Temporary siblings written by ``cryoscape.io.atomic`` (``.NAME.XXXX.tmp``).
+_TEMPORARY_RE = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")
+LOCK_NAME = ".lock"
+
+log = logging.getLogger("cryoscape.runs")
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,14 @@ class RunDir:
     def analyze_dir(self, epoch: int) -> Path:
         return self.path / f"analyze.{int(epoch)}"
 
+    @property
+    def provenance_path(self) -> Path:
+        return self.path / "provenance.yaml"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK_NAME
+
     # --- discovery ------------------------------------------------------------------------------------------
     def epochs(self) -> list[int]:
         """Epochs with a checkpoint, increasing."""
@@ -98,6 +124,53 @@ class RunDir:
         """The last checkpointed epoch, or None."""
         found = self.epochs()
         return found[-1] if found else None
+
+    def holds_run(self) -> bool:
+        """Whether the folder already holds a training run (``config.yaml`` or a ``weights.N.pt``)."""
+        return self.config_path.is_file() or bool(self.epochs())
+
+    def run_files(self, after_epoch: int | None = None) -> list[Path]:
+        """The run's own files and ``analyze.N`` folders (those of epochs > ``after_epoch`` when given)."""
+        if not self.path.is_dir():
+            return []
+        found = []
+        for p in sorted(self.path.iterdir()):
+            m = _RUN_FILE_RE.match(p.name)
+            if not m:
+                continue
+            epoch = next((int(g) for g in m.groups() if g is not None), None)
+            if after_epoch is None or (epoch is not None and epoch > after_epoch):
+                found.append(p)
+        return found
+
+    def remove_run_files(self, after_epoch: int | None = None) -> list[Path]:
+        """Delete :meth:`run_files` (all, or those of epochs after ``after_epoch``); returns what was removed.
+
+        Other files in the folder are left alone.
+        """
+        removed = self.run_files(after_epoch)
+        for p in removed:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+        return removed
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporaries of run files left by a killed atomic write (call while holding the lock)."""
+        if not self.path.is_dir():
+            return []
+        stale = []
+        for p in self.path.iterdir():
+            m = _TEMPORARY_RE.match(p.name)
+            if m and _RUN_FILE_RE.match(m.group("name")) and p.is_file():
+                p.unlink(missing_ok=True)
+                stale.append(p)
+        return sorted(stale)
+
+    def lock(self) -> RunLock:
+        """The lock that keeps a second training out of this folder (a context manager)."""
+        return RunLock(self.lock_path)
 
     def resolve_epoch(self, epoch: int | None) -> int:
         """``epoch`` if its checkpoint exists, the latest when None; InputError otherwise."""
@@ -172,6 +245,88 @@ class RunDir:
         """Read ``z.<epoch>.npz`` (the latest checkpoint's when None)."""
         path = self.z_path(self.resolve_epoch(epoch))
         return load_z_file(path)
+
+
+class RunLock:
+    """Exclusive lock of a run folder: ``RUN/.lock`` held with ``fcntl.flock`` and holding "pid host".
+
+    The kernel releases the lock when its process dies, so a lock file left by a killed training is taken over
+    (with a warning naming the process recorded in it) by the next one; a lock held by a live process raises
+    :class:`~cryoscape.errors.InputError` naming that process.
+
+    Parameters
+    ----------
+    path : path
+        The lock file (its folder must exist).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP):
+                    log.warning("%s: this filesystem does not support locks; not guarding against a second "
+                                "training in the folder", self.path.parent)
+                    break
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                holder = _read_holder(self.path)
+                raise InputError(
+                    f"another training ({holder or 'unknown process'}) is writing to this folder",
+                    path=self.path.parent,
+                    fix="wait for it to finish, or give another -o",
+                ) from None
+            # the file may have been unlinked by its previous holder between our open and flock: retry
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        previous = os.read(fd, 4096).decode(errors="replace").strip()
+        if previous and previous != _this_holder():
+            log.warning("taking over the stale lock %s left by %s (no longer running)", self.path, previous)
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, (_this_holder() + "\n").encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _this_holder() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+def _read_holder(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 def save_latents(

@@ -82,7 +82,11 @@ def test_help_states_the_differences_from_cryodrgn():
         "-o",
     ):
         assert f" {flag}" in text, flag
-    assert "--dec-dim" in sub["train-nn"].format_help()
+    nn_text = sub["train-nn"].format_help()
+    assert "--dec-dim" in nn_text and "reconstruct.N.mrc" in nn_text
+    assert "z.N.npz" not in nn_text and "latent" not in nn_text and "--zdim" not in nn_text
+    for text in (sub["train-vae"].format_help(), nn_text):
+        assert "--overwrite" in text and "DELETES" in text and "--resume RUN continues RUN" in text
 
 
 def test_train_vae_writes_the_run(vae_run):

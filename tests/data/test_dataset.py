@@ -1,21 +1,31 @@
-"""HartleyDataset, normalisation, window, contrast and the epoch sampler."""
+"""HartleyDataset, normalisation (robust to outlier images), memory estimate, window, contrast and the epoch
+sampler."""
 
 from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from cryoscape.data.ctf_batch import CTF_2D_PARAMETERS, CTFBatch
 from cryoscape.data.dataset import (
-    CTF_COLUMNS,
     EpochSampler,
     HartleyDataset,
     ImagePrep,
     choose_in_memory,
     estimate_data_std,
+    in_memory_bytes,
     make_loader,
     soft_window,
 )
+from cryoscape.data.memory import PREP_CHUNK_BYTES, prep_chunk_images
+from cryoscape.data.normalization import scale_outliers
 from cryoscape.data.particles import load_particles
 from cryoscape.geometry.fourier import ht2_center
 from cryoscape.geometry.rotations import random_rotations
@@ -71,8 +81,9 @@ def test_batch_contents(particles, in_memory):
     np.testing.assert_array_equal(batch.positions.numpy(), pos)
     np.testing.assert_allclose(batch.shifts_px.numpy(), ps.poses.shifts_px[pos], rtol=1e-6)
     np.testing.assert_allclose(batch.rotations.numpy(), ps.poses.rotations[pos], rtol=1e-6)
-    for j, name in enumerate(CTF_COLUMNS):
-        np.testing.assert_allclose(batch.ctf[:, j].numpy(), getattr(ps.ctf, name)[pos], rtol=1e-6)
+    assert isinstance(batch.ctf, CTFBatch) and len(batch.ctf) == len(pos)
+    for name in ("pixel_size_angstrom", *CTF_2D_PARAMETERS):
+        np.testing.assert_allclose(getattr(batch.ctf, name).numpy(), getattr(ps.ctf, name)[pos], rtol=1e-6)
     assert ds.in_memory is in_memory
 
 
@@ -93,9 +104,92 @@ def test_data_std_is_the_std_of_hartley_values(particles):
 
 def test_in_memory_decision(particles):
     ps, _ = particles
-    assert choose_in_memory(ps, None, 1.0)
-    assert not choose_in_memory(ps, None, 1e-9)
+    need = in_memory_bytes(N, BOX)
+    # the prepared stack plus the working memory of preparing the (here single) chunk
+    assert need == N * BOX**2 * 4 * (1 + 24)
+    assert choose_in_memory(ps, None, need / 2**30)
+    assert not choose_in_memory(ps, None, (need - 1) / 2**30)
     assert not choose_in_memory(ps, True, 1.0)
+    assert choose_in_memory(ps, False, 1e-9)
+
+
+def test_prep_chunks_are_bounded_in_bytes():
+    assert prep_chunk_images(64) == PREP_CHUNK_BYTES // (64 * 64 * 4)
+    assert prep_chunk_images(64, 10) == 10
+    assert prep_chunk_images(4096) == 1
+    # a large stack: the transient is a fixed number of bounded chunks, not a fraction of the stack
+    assert in_memory_bytes(10**6, 64) - 10**6 * 64 * 64 * 4 == in_memory_bytes(10**5, 64) - 10**5 * 64 * 64 * 4
+
+
+def _memory_benchmark():
+    """benchmarks/memory_budget.py as a module (its measurement runs a load in a fresh process)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "memory_budget.py"
+    spec = importlib.util.spec_from_file_location("memory_budget", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_in_memory_estimate_covers_the_resident_peak_of_loading(tmp_path):
+    """Load a 64 MiB stack with the command's allocator settings: the resident peak grows by at least the
+    prepared stack (the measurement works) and by no more than the estimate (the budget counts what is held:
+    before, the mapped pages of the file and the temporaries of 1024-image chunks were not counted)."""
+    result = _memory_benchmark().measure(64, 1 / 16, tmp_path)
+    n = result["n_images"]
+    assert n == 4096
+    assert result["estimate_gib"] * 2**30 == in_memory_bytes(n, 64)
+    assert result["stack_gib"] <= result["peak_growth_gib"] <= result["estimate_gib"]
+
+
+@pytest.fixture(scope="module")
+def outlier_particles(tmp_path_factory):
+    """40 noise images; image 7 multiplied by 1e30 and image 12 all zeros."""
+    folder = tmp_path_factory.mktemp("outliers")
+    rng = np.random.default_rng(5)
+    images = rng.normal(size=(N, BOX, BOX)).astype(np.float32)
+    images[7] *= np.float32(1e30)
+    images[12] = 0.0
+    write_mrc(folder / "p.mrcs", images, voxel_size_angstrom=2.0)
+    return load_particles(folder / "p.mrcs"), images
+
+
+def test_data_std_ignores_outlier_images_and_reports_them(outlier_particles, caplog):
+    ps, images = outlier_particles
+    prep = ImagePrep(BOX, window=False)
+    with caplog.at_level(logging.WARNING, logger="cryoscape"):
+        std = estimate_data_std(ps, prep)
+    good = np.setdiff1d(np.arange(N), [7, 12])
+    assert std == pytest.approx(np.asarray(ht2_center(images[good].astype(np.float64))).std(), rel=1e-5)
+    # the plain std of all values is ~1e30: every other image would be ~0 after normalisation
+    assert np.asarray(ht2_center(images.astype(np.float64))).std() > 1e20 * std
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "2 of 40" in warnings[0] and "7 (x" in warnings[0] and "12 (x0)" in warnings[0]
+
+
+def test_outliers_are_reported_by_original_index(outlier_particles, caplog):
+    ps, _ = outlier_particles
+    subset = ps.subset(np.arange(5, 30))  # position 2 is original particle 7
+    assert subset.indices[2] == 7
+    with caplog.at_level(logging.WARNING, logger="cryoscape"):
+        estimate_data_std(subset, ImagePrep(BOX))
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "7 (x" in message and "12 (x0)" in message
+    assert re.search(r"(?<![0-9])2 \(x", message) is None  # the position in the subset is not reported
+
+
+def test_scale_outliers():
+    rng = np.random.default_rng(6)
+    ms = np.exp(rng.normal(0.0, 0.2, 500))  # ordinary spread of image power
+    assert not scale_outliers(ms).any()
+    assert not scale_outliers(np.ones(10)).any()  # identical images: no spread, no outlier
+    flagged = ms.copy()
+    flagged[[3, 9, 11, 20]] = [ms[3] * 1e6, 0.0, np.nan, np.inf]
+    np.testing.assert_array_equal(np.flatnonzero(scale_outliers(flagged)), [3, 9, 11, 20])
+    uniform = np.ones(10)
+    uniform[[1, 2]] = [3.0**2, 1.5**2]  # rms x3 is an outlier, x1.5 is not (the minimum ratio is 4 in power)
+    np.testing.assert_array_equal(np.flatnonzero(scale_outliers(uniform)), [1])
 
 
 def test_sampler_permutations_are_reproducible():

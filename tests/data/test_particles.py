@@ -26,9 +26,9 @@ def test_same_images_through_mrc_star_and_cs(fixtures_dir):
 
 def test_index_subset_selects_images_and_poses_together(fixtures_dir):
     full = load_particles(fixtures_dir / "toy_projections.mrcs", poses=fixtures_dir / "toy_rot_trans.pkl",
-                          ctf=fixtures_dir / "test_ctf.pkl")
+                          ctf=fixtures_dir / "test_ctf.pkl", allow_overfocus=True)  # dummy CTF, defocus 0
     sub = load_particles(fixtures_dir / "toy_projections.mrcs", poses=fixtures_dir / "toy_rot_trans.pkl",
-                         ctf=fixtures_dir / "test_ctf.pkl", ind=fixtures_dir / "ind100.pkl")
+                         ctf=fixtures_dir / "test_ctf.pkl", ind=fixtures_dir / "ind100.pkl", allow_overfocus=True)
     expected = np.asarray(load_pickle(fixtures_dir / "ind100.pkl"))
     np.testing.assert_array_equal(sub.indices, expected)
     np.testing.assert_array_equal(sub.read([3]), full.read([int(expected[3])]))
@@ -83,3 +83,40 @@ def test_poses_for_another_box_are_rescaled(fixtures_dir, tmp_path):
     half = poses.rescaled(150)
     np.testing.assert_allclose(half.shifts_px, poses.shifts_px / 2)
     np.testing.assert_array_equal(half.rotations, poses.rotations)
+
+
+def _two_group_star(tmp_path, pixel_sizes, nan_angle=False):
+    import pandas as pd
+
+    from cryoscape.io.mrc import write_mrc
+    from cryoscape.io.star import write_star
+
+    write_mrc(tmp_path / "s.mrcs", np.zeros((4, 8, 8), np.float32), 1.0)
+    optics = pd.DataFrame({"rlnOpticsGroup": [1, 2], "rlnVoltage": [300.0, 300.0],
+                           "rlnSphericalAberration": [2.7, 2.7], "rlnAmplitudeContrast": [0.1, 0.1],
+                           "rlnImagePixelSize": pixel_sizes, "rlnImageSize": [8, 8]})
+    particles = pd.DataFrame({"rlnImageName": [f"{i + 1}@s.mrcs" for i in range(4)], "rlnOpticsGroup": [1, 1, 1, 2],
+                              "rlnAngleRot": [0.0, 10.0, np.nan if nan_angle else 20.0, 30.0],
+                              "rlnAngleTilt": [0.0] * 4, "rlnAnglePsi": [0.0] * 4,
+                              "rlnDefocusU": [1e4] * 4, "rlnDefocusV": [1e4] * 4, "rlnDefocusAngle": [0.0] * 4})
+    if nan_angle:  # write_star refuses NaN: write it by hand into the text
+        particles["rlnAngleRot"] = particles["rlnAngleRot"].fillna(-999.0)
+        path = write_star(tmp_path / "p.star", particles, optics)
+        path.write_text(path.read_text().replace("-999.0", "nan"))
+        return path
+    return write_star(tmp_path / "p.star", particles, optics)
+
+
+def test_mixed_pixel_sizes_are_refused_unless_allowed(tmp_path):
+    path = _two_group_star(tmp_path, [1.0, 1.1])
+    with pytest.raises(InputError, match=r"2 different pixel sizes \(1 Å × 3, 1.1 Å × 1; e.g. particle 3, 0-based\)"):
+        load_particles(path)
+    assert len(load_particles(path, allow_mixed_pixel_sizes=True)) == 4
+    assert load_particles(_two_group_star(tmp_path, [1.0, 1.0])).pixel_size_angstrom == 1.0
+
+
+def test_unusable_values_in_the_particle_file_are_not_silently_dropped(tmp_path):
+    """A NaN angle in the star's own poses must raise, not quietly load the particles without poses."""
+    path = _two_group_star(tmp_path, [1.0, 1.0], nan_angle=True)
+    with pytest.raises(InputError, match=r"p.star: line \d+ \(particle 2, 0-based\): rlnAngleRot is nan"):
+        load_particles(path)

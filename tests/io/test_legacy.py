@@ -107,7 +107,9 @@ def test_real_cryodrgn_files(fixtures_dir):
     only_rot = read_pose_pickle(fixtures_dir / "toy_angles.pkl", box_size=30)
     assert only_rot.rotations.shape == (1000, 3, 3)
     np.testing.assert_array_equal(only_rot.shifts_px, 0)
-    ctf = read_ctf_pickle(fixtures_dir / "test_ctf.pkl")
+    with pytest.raises(InputError, match=r"particle 0 .*defocus U, V = 0, 0 Å is not positive.*--allow-overfocus"):
+        read_ctf_pickle(fixtures_dir / "test_ctf.pkl")  # a zero-defocus dummy CTF
+    ctf = read_ctf_pickle(fixtures_dir / "test_ctf.pkl", allow_overfocus=True)
     assert ctf.box_size == 30
     np.testing.assert_allclose(ctf.phase_shift_deg, 90)
     np.testing.assert_allclose(ctf.amplitude_contrast, 0.1, rtol=1e-6)

@@ -53,8 +53,8 @@ def relion31_tables(draw):
         "rlnAnglePsi": draw(column(n, -180.0, 180.0)),
         "rlnOriginXAngst": draw(column(n, -60.0, 60.0)),
         "rlnOriginYAngst": draw(column(n, -60.0, 60.0)),
-        "rlnDefocusU": draw(column(n, 0.0, 60000.0)),
-        "rlnDefocusV": draw(column(n, 0.0, 60000.0)),
+        "rlnDefocusU": draw(column(n, 1.0, 60000.0)),
+        "rlnDefocusV": draw(column(n, 1.0, 60000.0)),
         "rlnDefocusAngle": draw(column(n, -180.0, 180.0)),
         "rlnPhaseShift": draw(column(n, 0.0, 180.0)),
         "rlnClassNumber": draw(st.lists(st.integers(1, 50), min_size=n, max_size=n)),
@@ -109,8 +109,8 @@ def relion30_table(draw):
         "rlnAnglePsi": draw(column(n, -180.0, 180.0)),
         "rlnOriginX": draw(column(n, -20.0, 20.0)),
         "rlnOriginY": draw(column(n, -20.0, 20.0)),
-        "rlnDefocusU": draw(column(n, 0.0, 60000.0)),
-        "rlnDefocusV": draw(column(n, 0.0, 60000.0)),
+        "rlnDefocusU": draw(column(n, 1.0, 60000.0)),
+        "rlnDefocusV": draw(column(n, 1.0, 60000.0)),
         "rlnDefocusAngle": draw(column(n, -180.0, 180.0)),
         "rlnVoltage": [draw(st.sampled_from([200.0, 300.0]))] * n,
         "rlnSphericalAberration": draw(column(n, 0.0, 5.0)),
@@ -168,8 +168,8 @@ def cs_arrays(draw):
     array["ctf/accel_kv"] = draw(st.sampled_from([200.0, 300.0]))
     array["ctf/cs_mm"] = draw(arrays(np.float32, n, elements=f32(0, 5)))
     array["ctf/amp_contrast"] = draw(arrays(np.float32, n, elements=f32(0, 0.5)))
-    array["ctf/df1_A"] = draw(arrays(np.float32, n, elements=f32(0, 60000)))
-    array["ctf/df2_A"] = draw(arrays(np.float32, n, elements=f32(0, 60000)))
+    array["ctf/df1_A"] = draw(arrays(np.float32, n, elements=f32(1, 60000)))
+    array["ctf/df2_A"] = draw(arrays(np.float32, n, elements=f32(1, 60000)))
     array["ctf/df_angle_rad"] = draw(arrays(np.float32, n, elements=f32(-3.25, 3.25)))
     array["ctf/phase_shift_rad"] = draw(arrays(np.float32, n, elements=f32(0, 3.25)))
     return array
@@ -199,3 +199,222 @@ def test_cs_round_trip_and_records(array):
     np.testing.assert_array_equal(ctf.defocus_u_angstrom, array["ctf/df1_A"].astype(np.float64))
     np.testing.assert_array_equal(ctf.pixel_size_angstrom, array["blob/psize_A"].astype(np.float64))
     np.testing.assert_array_equal(ctf.cs_mm, array["ctf/cs_mm"].astype(np.float64))
+
+
+# --- fuzzing: generated and mutated files never raise anything but InputError ---------------------------------
+# Each reader is given valid files changed by random edits (tokens replaced by junk/NaN/huge numbers, lines
+# dropped, duplicated or cut short, bytes flipped, files truncated). The only acceptable outcomes are a result or an
+# InputError whose message is one line. max_examples is kept small: all fuzz tests together take well under 30 s.
+
+import io  # noqa: E402
+import pickle  # noqa: E402
+
+import pytest  # noqa: E402
+
+from cryoscape.errors import InputError  # noqa: E402
+from cryoscape.io.legacy import (  # noqa: E402
+    load_pickle,
+    read_ctf_pickle,
+    read_index,
+    read_pose_pickle,
+    read_z_pickle,
+)
+from cryoscape.io.mrc import MrcStackReader, read_header, read_mrc, write_mrc  # noqa: E402
+from cryoscape.io.stacks import open_images  # noqa: E402
+
+FUZZ = settings(max_examples=30, deadline=None)
+JUNK_TOKENS = ["abc", "nan", "inf", "-inf", "1e400", "", "0", "-1", "9" * 30, "1@", "@", "\"", "_rlnX", "loop_",
+               "data_", "#", "1.2.3", "0x10", "\u00e9", "-0"]
+
+
+def _expect_input_error_or_result(call):
+    try:
+        call()
+    except InputError as exc:
+        assert "\n" not in str(exc), str(exc)
+
+
+@st.composite
+def mutated_star_text(draw):
+    optics, particles = draw(relion31_tables())
+    if draw(st.booleans()):
+        particles = particles.drop(columns=["rlnOpticsGroup"])
+        optics = optics.iloc[:1]
+    buffer = io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_star(Path(tmp) / "p.star", particles if "rlnOpticsGroup" in particles else
+                          particles.assign(rlnOpticsGroup=1), optics)
+        text = path.read_text()
+    lines = text.splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        if not lines:
+            break
+        i = draw(st.integers(0, len(lines) - 1))
+        kind = draw(st.sampled_from(["token", "drop", "dup", "cut", "junkline", "swap"]))
+        tokens = lines[i].split()
+        if kind == "token" and tokens:
+            tokens[draw(st.integers(0, len(tokens) - 1))] = draw(st.sampled_from(JUNK_TOKENS))
+            lines[i] = " ".join(tokens)
+        elif kind == "drop":
+            del lines[i]
+        elif kind == "dup":
+            lines.insert(i, lines[i])
+        elif kind == "cut" and tokens:
+            lines[i] = " ".join(tokens[: draw(st.integers(0, len(tokens)))])
+        elif kind == "junkline":
+            lines.insert(i, " ".join(draw(st.lists(st.sampled_from(JUNK_TOKENS), min_size=1, max_size=4))))
+        elif kind == "swap" and i + 1 < len(lines):
+            lines[i], lines[i + 1] = lines[i + 1], lines[i]
+    buffer.write("\n".join(lines) + "\n")
+    return buffer.getvalue()
+
+
+@FUZZ
+@given(mutated_star_text())
+def test_fuzz_star_readers_raise_only_input_error(text):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.star"
+        path.write_text(text)
+        _expect_input_error_or_result(lambda: read_star(path))
+        _expect_input_error_or_result(lambda: read_poses(path, box_size=64, pixel_size_angstrom=1.0))
+        _expect_input_error_or_result(lambda: read_ctf(path, box_size=64, pixel_size_angstrom=1.0,
+                                                       amplitude_contrast=0.1))
+        _expect_input_error_or_result(lambda: open_images(path))
+
+
+@st.composite
+def mutated_cs_bytes(draw):
+    array = draw(cs_arrays())
+    names = list(array.dtype.names)
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(st.sampled_from(names))
+        if array.dtype[name].kind == "f":
+            flat = array[name].reshape(len(array), -1)
+            flat[draw(st.integers(0, len(array) - 1)), 0] = draw(st.sampled_from([np.nan, np.inf, -np.inf, 0.0,
+                                                                                  -1.0, 1e30]))
+            array[name] = flat.reshape(array[name].shape)
+    if draw(st.booleans()):
+        keep = [n for n in names if draw(st.booleans())] or names[:1]
+        array = np.ascontiguousarray(array[keep])
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    data = bytearray(buffer.getvalue())
+    for _ in range(draw(st.integers(0, 3))):
+        pos = draw(st.integers(0, len(data) - 1))
+        data[pos] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(0, len(data)))]
+    return bytes(data)
+
+
+@FUZZ
+@given(mutated_cs_bytes())
+def test_fuzz_cs_readers_raise_only_input_error(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.cs"
+        path.write_bytes(data)
+        _expect_input_error_or_result(lambda: read_cs(path))
+        _expect_input_error_or_result(lambda: read_poses(path, box_size=64))
+        _expect_input_error_or_result(lambda: read_ctf(path, box_size=64, pixel_size_angstrom=1.0))
+        _expect_input_error_or_result(lambda: open_images(path))
+
+
+_MRC_FIELDS = {  # byte offset of int32 header words that readers interpret
+    "nx": 0, "ny": 4, "nz": 8, "mode": 12, "mx": 28, "my": 32, "mz": 36, "cella_x": 40, "mapc": 64, "mapr": 68,
+    "maps": 72, "ispg": 88, "nsymbt": 92, "map": 208, "machst": 212,
+}
+
+
+@st.composite
+def mutated_mrc_bytes(draw):
+    n = draw(st.integers(1, 3))
+    box = draw(st.sampled_from([4, 6, 8]))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_mrc(Path(tmp) / "s.mrcs", np.arange(n * box * box, dtype=np.float32).reshape(n, box, box), 1.5)
+        data = bytearray(path.read_bytes())
+    for _ in range(draw(st.integers(1, 4))):
+        if draw(st.booleans()):
+            offset = _MRC_FIELDS[draw(st.sampled_from(sorted(_MRC_FIELDS)))]
+            value = draw(st.sampled_from([0, -1, 1, 2, 3, 5, 7, 12, 13, 2**20, 2**31 - 1, -(2**31)]))
+            data[offset:offset + 4] = int(value).to_bytes(4, "little", signed=True)
+        else:
+            pos = draw(st.integers(0, len(data) - 1))
+            data[pos] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(0, len(data)))]
+    if draw(st.booleans()) and len(data) > 1024:
+        data[1024:1028] = np.float32(np.nan).tobytes()
+    return bytes(data)
+
+
+@FUZZ
+@given(mutated_mrc_bytes())
+def test_fuzz_mrc_header_readers_raise_only_input_error(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.mrcs"
+        path.write_bytes(data)
+        _expect_input_error_or_result(lambda: read_header(path))
+        _expect_input_error_or_result(lambda: read_mrc(path))
+        _expect_input_error_or_result(lambda: read_mrc(path, mmap=True))
+
+        def stack():
+            reader = MrcStackReader(path)
+            reader.read(np.arange(reader.n))
+        _expect_input_error_or_result(stack)
+        _expect_input_error_or_result(lambda: open_images(path))
+
+
+_leaf_arrays = st.one_of(
+    arrays(st.sampled_from([np.float32, np.float64, np.int64, np.uint8, np.bool_]),
+           st.sampled_from([(0,), (3,), (2, 3), (2, 9), (2, 3, 3), (3, 2), (1, 3, 3), (2, 2, 2)]),
+           elements=None),
+)
+_objects = st.recursive(
+    st.one_of(_leaf_arrays, st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=3), st.none()),
+    lambda children: st.one_of(st.tuples(children, children), st.lists(children, max_size=3),
+                               st.dictionaries(st.text(max_size=2), children, max_size=2)),
+    max_leaves=4,
+)
+
+
+@st.composite
+def mutated_pickle_bytes(draw):
+    obj = draw(_objects)
+    if draw(st.booleans()):  # the shapes cryoDRGN uses, with random (possibly NaN) contents
+        n = draw(st.integers(1, 4))
+        obj = draw(st.sampled_from([
+            (np.full((n, 3, 3), draw(st.sampled_from([0.0, 5.0, np.nan, 1.0]))), np.zeros((n, 2))),
+            np.tile(np.eye(3) * draw(st.sampled_from([1.0, 5.0, -1.0])), (n, 1, 1)),
+            np.full((n, 9), draw(st.sampled_from([0.0, 64.0, -1.0, np.nan, np.inf]))),
+        ]))
+    data = bytearray(pickle.dumps(obj, protocol=draw(st.sampled_from([2, 4, 5]))))
+    for _ in range(draw(st.integers(0, 3))):
+        pos = draw(st.integers(0, len(data) - 1))
+        data[pos] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(0, len(data)))]
+    return bytes(data)
+
+
+@FUZZ
+@given(mutated_pickle_bytes())
+def test_fuzz_pickle_readers_raise_only_input_error(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.pkl"
+        path.write_bytes(data)
+        _expect_input_error_or_result(lambda: load_pickle(path))
+        _expect_input_error_or_result(lambda: read_pose_pickle(path, box_size=64))
+        _expect_input_error_or_result(lambda: read_ctf_pickle(path))
+        _expect_input_error_or_result(lambda: read_index(path))
+        _expect_input_error_or_result(lambda: read_z_pickle(path))
+        _expect_input_error_or_result(lambda: read_poses(path, box_size=64))
+        _expect_input_error_or_result(lambda: read_ctf(path))
+
+
+@pytest.mark.parametrize("scale", [5.0, -1.0])
+def test_pose_pickle_with_non_rotation_is_refused(tmp_path, scale):
+    path = tmp_path / "pose.pkl"
+    path.write_bytes(pickle.dumps((np.tile(np.eye(3) * scale, (3, 1, 1)), np.zeros((3, 2)))))
+    expected = "not orthonormal" if scale == 5.0 else "a reflection"
+    with pytest.raises(InputError, match=f"particle 0 \\(0-based\\): the rotation is {expected}"):
+        read_pose_pickle(path, box_size=64)

@@ -105,7 +105,7 @@ def test_undefined_optics_group_is_reported(tmp_path):
     with pytest.raises(ValueError, match="optics groups \\[3\\]"):
         write_star(path, particles, optics)
     starfile.write({"optics": optics, "particles": particles}, path)
-    with pytest.raises(InputError, match="row 2 names optics group 3"):
+    with pytest.raises(InputError, match="line 19 \\(particle 1, 0-based\\) names optics group 3"):
         read_star(path).pixel_sizes_angstrom()
 
 

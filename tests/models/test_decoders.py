@@ -195,7 +195,7 @@ def test_gradient_steps_fit_a_tiny_volume():
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(60):
-        loss = ((model(coords) - target) ** 2).mean()
+        loss = ((model.decoder(coords) - target) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

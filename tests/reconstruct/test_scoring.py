@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from cryoscape.io.mrc import write_mrc
-from cryoscape.reconstruct.scoring import choose_positions, ground_truth_maps, per_image_fsc
+from cryoscape.reconstruct.scoring import (
+    choose_positions,
+    ground_truth_maps,
+    per_image_fsc,
+    per_image_fsc_of_maps,
+)
 
 
 def _state_maps(d: int = 16) -> list[np.ndarray]:
@@ -86,3 +91,23 @@ def test_truth_from_a_simulated_dataset_table(tmp_path):
     for position in range(6):
         expected, _ = read_mrc(result.volume_paths[table["state"][position]])
         np.testing.assert_allclose(truth(position), expected, atol=1e-5 * np.abs(expected).max())
+
+
+def test_maps_made_elsewhere_are_matched_by_position_and_sign(tmp_path):
+    rng = np.random.default_rng(5)
+    vols = [rng.normal(size=(16, 16, 16)).astype(np.float32) for _ in range(2)]
+    states = np.array([0, 1, 1, 0, 1])
+    true_map = ground_truth_maps(states, vols)
+    positions = np.array([1, 3])
+    # maps for positions 1, 3 = states 1, 0, written with protein negative (another program's sign)
+    paths = []
+    for i, p in enumerate(positions):
+        write_mrc(tmp_path / f"vol_{i:03d}.mrc", -vols[states[p]], voxel_size_angstrom=2.0)
+        paths.append(tmp_path / f"vol_{i:03d}.mrc")
+    res = per_image_fsc_of_maps(paths, positions, true_map, 2.0, match_sign=True)
+    np.testing.assert_array_equal(res.positions, positions)
+    np.testing.assert_allclose(res.auc, 1.0, atol=1e-6)
+    unsigned = per_image_fsc_of_maps(paths, positions, true_map, 2.0)
+    assert (unsigned.auc < 0).all()
+    swapped = per_image_fsc_of_maps(paths, positions[::-1], true_map, 2.0, match_sign=True)
+    assert (np.abs(swapped.auc) < 0.2).all()  # each map scored against the other state's truth

@@ -50,7 +50,7 @@ def test_effective_beta_and_radius():
     assert TrainConfig(model=ModelConfig(zdim=8)).effective_beta() == pytest.approx(1 / 8)
     assert TrainConfig(model=ModelConfig(zdim=8), beta=2.0).effective_beta() == 2.0
     assert TrainConfig(model=ModelConfig(zdim=0)).effective_beta() == 0.0
-    assert TrainConfig().loss_radius(32) == 15.0
+    assert TrainConfig().loss_radius(32) == 16.0
 
 
 def test_beta_schedules():
@@ -109,3 +109,19 @@ def test_z_file_is_in_original_order(tmp_path):
     np.testing.assert_array_equal(z.indices, [2, 5, 7])
     np.testing.assert_array_equal(z.mean[:, 0], [2.0, 5.0, 7.0])
     np.testing.assert_array_equal(z.logvar[:, 0], [-2.0, -5.0, -7.0])
+
+
+def test_run_files_and_stale_temporaries(tmp_path):
+    run = RunDir(tmp_path)
+    for name in ("config.yaml", "run.log", "provenance.yaml", "weights.1.pt", "weights.3.pt", "z.3.npz",
+                 "reconstruct.3.mrc", "notes.txt", "z.txt", ".weights.4.pt.ab_12x.tmp", ".z.2.npz.q1.tmp",
+                 ".notes.txt.x.tmp"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "analyze.3").mkdir()
+    assert run.holds_run()
+    assert [p.name for p in run.run_files(after_epoch=1)] == ["analyze.3", "reconstruct.3.mrc", "weights.3.pt",
+                                                              "z.3.npz"]
+    assert [p.name for p in run.remove_stale_temporaries()] == [".weights.4.pt.ab_12x.tmp", ".z.2.npz.q1.tmp"]
+    run.remove_run_files()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.txt.x.tmp", "notes.txt", "z.txt"]
+    assert not run.holds_run()

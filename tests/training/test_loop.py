@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cryoscape.data.particles import load_particles
-from cryoscape.errors import TrainingError
+from cryoscape.errors import InputError, TrainingError
 from cryoscape.io.mrc import read_mrc
 from cryoscape.models import ModelConfig
 from cryoscape.runs import RunDir
@@ -99,7 +99,7 @@ def test_same_seed_same_result_other_seed_differs(two_state, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_the_checkpoint(two_state, tmp_path, monkeypatch):
-    original = loop.SliceLoss.forward
+    original = loop.ReconstructionObjective.forward
     calls = {"n": 0}
     batches_per_epoch = 300 // 8 + 1
 
@@ -110,7 +110,7 @@ def test_nan_loss_stops_and_keeps_the_checkpoint(two_state, tmp_path, monkeypatc
             return dataclasses.replace(parts, loss=parts.loss * float("nan"))
         return parts
 
-    monkeypatch.setattr(loop.SliceLoss, "forward", poisoned)
+    monkeypatch.setattr(loop.ReconstructionObjective, "forward", poisoned)
     with pytest.raises(TrainingError, match=r"epoch 2, batch 3 .*weights\.1\.pt"):
         loop.fit(small_config(two_state, num_epochs=3), tmp_path / "run")
     run = RunDir(tmp_path / "run")
@@ -125,12 +125,12 @@ def test_latents_follow_original_indices_with_ind(two_state, tmp_path):
     z = RunDir(tmp_path / "run").load_z(1)
     np.testing.assert_array_equal(z.indices, np.sort(ind))
     # independently: encode particle 250 alone and find it on the row of original index 250
-    from cryoscape.training.step import SliceLoss
+    from cryoscape.training.step import ReconstructionObjective
 
     model, config, _ = load_trained(RunDir(tmp_path / "run"), 1)
     single = load_particles(two_state.stack, poses=two_state.poses, ctf=two_state.ctf, ind=np.array([250]))
     dataset = loop.make_dataset(config, single)
-    mu, _, _ = loop.evaluate(SliceLoss(model, BOX, config.loss_radius(BOX)), dataset)
+    mu, _, _ = loop.evaluate(ReconstructionObjective(model, BOX, config.loss_radius(BOX)), dataset)
     row = int(np.flatnonzero(z.indices == 250)[0])
     np.testing.assert_allclose(z.mean[row], mu[0], rtol=1e-5, atol=1e-6)
     assert result.config.data.ind == str(tmp_path / "ind.npy")
@@ -185,3 +185,33 @@ def test_two_gloo_processes_equal_one_process_with_double_batch(two_state, tmp_p
     one, two = RunDir(tmp_path / "one").load_checkpoint(1), RunDir(tmp_path / "two").load_checkpoint(1)
     for key, value in one["model"].items():
         torch.testing.assert_close(two["model"][key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_resume_config_applies_run_control_and_refuses_the_rest(two_state):
+    saved = loop.with_absolute_paths(small_config(two_state, num_epochs=3))
+    merged, notes = loop.resume_config(
+        saved, {"num_epochs": 5, "lr": 1e-4, "num_workers": 2, "zdim": 1, "particles": str(two_state.stack),
+                "seed": None}
+    )
+    assert (merged.num_epochs, merged.lr, merged.data.num_workers) == (5, 1e-4, 2)
+    assert merged.model == saved.model and merged.seed == saved.seed
+    assert notes == ["--num-epochs: 3 -> 5", "--lr: 0.001 -> 0.0001", "--num-workers: 0 -> 2"]
+    with pytest.raises(InputError) as info:
+        loop.resume_config(saved, {"zdim": 3, "dec_dim": 32, "ind": "other.txt", "lr": 1e-5})
+    message = str(info.value)
+    assert "--zdim 3 (the run has 1)" in message and "--dec-dim 32 (the run has 64)" in message
+    assert "--ind other.txt" in message and "--lr" not in message
+    # a whole configuration given for a resume: its differing fields are the changes asked for
+    asked = dataclasses.replace(small_config(two_state, num_epochs=4), lr=2e-3)
+    assert loop.config_differences(saved, asked) == {"num_epochs": 4, "lr": 2e-3}
+
+
+def test_relative_data_paths_are_stored_absolute(two_state, tmp_path, monkeypatch):
+    monkeypatch.chdir(two_state.stack.parent)
+    config = dataclasses.replace(
+        small_config(two_state, num_epochs=1),
+        data=DataConfig(particles=two_state.stack.name, poses=two_state.poses.name, ctf=two_state.ctf.name),
+    )
+    result = loop.fit(config, tmp_path / "run")
+    assert result.config.data.particles == str(two_state.stack)
+    assert read_run_config(RunDir(tmp_path / "run")).data.ctf == str(two_state.ctf)

@@ -31,19 +31,38 @@ def test_pair_translation_equals_real_space_translation(box):
     assert np.abs(wrong_pos.numpy() - expected[:, idx_half]).max() > 1.0
 
 
-def test_pair_mse_is_the_mean_over_the_disc():
+@pytest.mark.parametrize("box, radius", [(16, 6), (16, 7), (18, 8.5)])
+def test_pair_mse_is_the_mean_over_the_disc(box, radius):
+    """Against a direct full-disc MSE: the centred FFTs of two real images, every disc point once (DC once)."""
     rng = np.random.default_rng(2)
-    box = 16
-    a, b = rng.normal(size=(2, 3, box * box))
-    idx_half, idx_mirror = hermitian_half(box, 6)
+    a_img, b_img = rng.normal(size=(2, 3, box, box))
+    a, b = (np.asarray(ht2_center(x)).reshape(3, -1) for x in (a_img, b_img))
+    idx_half, idx_mirror = hermitian_half(box, radius)
+    self_mirrored = torch.from_numpy(idx_half == idx_mirror)
+    assert int(self_mirrored.sum()) == 1  # DC
     got = pair_mse(
         *(torch.from_numpy(x) for x in (a[:, idx_half], a[:, idx_mirror], b[:, idx_half], b[:, idx_mirror])),
+        self_mirrored=self_mirrored,
         reduce=False,
     )
-    # independent: squared error over every pair member, averaged over 2 * (number of pairs)
-    members = np.concatenate([idx_half, idx_mirror])
-    expected = ((a[:, members] - b[:, members]) ** 2).mean(axis=1)
-    np.testing.assert_allclose(got.numpy(), expected)
+    # independent: the disc |k| D <= radius of the centred lattice (radius < D/2: every -k is on the lattice)
+    j = np.arange(box) - box // 2
+    disc = (j[:, None] ** 2 + j[None, :] ** 2 <= radius**2).reshape(-1)
+    expected = ((a - b)[:, disc] ** 2).mean(axis=1)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    # the DC error counts once: an error only at DC gives 1 / n_disc of it, not 2 / (2 P)
+    dc = box // 2 * box + box // 2
+    b_dc = a.copy()
+    b_dc[:, dc] += 3.0
+    got_dc = pair_mse(
+        *(torch.from_numpy(x) for x in (a[:, idx_half], a[:, idx_mirror], b_dc[:, idx_half], b_dc[:, idx_mirror])),
+        self_mirrored=self_mirrored,
+    )
+    assert got_dc.item() == pytest.approx(9.0 / disc.sum(), rel=1e-12)
+    # without the mask the pairs count DC twice (what a caller without self-mirrored points gets)
+    unmasked = pair_mse(*(torch.from_numpy(x) for x in (a[:, idx_half], a[:, idx_mirror], b_dc[:, idx_half],
+                                                         b_dc[:, idx_mirror])))
+    assert unmasked.item() == pytest.approx(18.0 / (2 * len(idx_half)), rel=1e-12)
 
 
 def test_kl_matches_torch_distributions():
@@ -60,5 +79,7 @@ def test_reparameterize_uses_the_generator():
     mu, logvar = torch.zeros(1000, 2), torch.full((1000, 2), np.log(4.0))
     z1 = reparameterize(mu, logvar, torch.Generator().manual_seed(3))
     z2 = reparameterize(mu, logvar, torch.Generator().manual_seed(3))
+    z3 = reparameterize(mu, logvar, torch.Generator().manual_seed(4))
     assert torch.equal(z1, z2)
-    assert abs(z1.std().item() - 2.0) < 0.15
+    assert not torch.equal(z1, z3)
+    assert abs(z1.std().item() - 2.0) < 0.15  # std = exp(logvar / 2)

@@ -4,6 +4,7 @@ parity.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -11,22 +12,22 @@ import pytest
 import torch
 from torch import nn
 
-from cryoscape.data.dataset import CTF_COLUMNS
+from cryoscape.data.ctf_batch import CTFBatch
 from cryoscape.geometry.ctf import ctf_grid
 from cryoscape.geometry.fourier import ht2_center, ht3_center, iht2_center, translate_images
 from cryoscape.geometry.lattice import hermitian_half
 from cryoscape.io.records import Poses
 from cryoscape.models import ModelConfig, build_model
 from cryoscape.models.precision import cpu_supports_bf16
-from cryoscape.training.step import SliceLoss
+from cryoscape.training.step import ReconstructionObjective
 
 from .synthetic import blob_volume, make_ctf, project
 
 BOX = 16
 
 
-def ctf_tensor(ctf) -> torch.Tensor:
-    return torch.tensor(np.stack([getattr(ctf, c) for c in CTF_COLUMNS], axis=1), dtype=torch.float32)
+def ctf_tensor(ctf) -> CTFBatch:
+    return CTFBatch.from_params(ctf)
 
 
 def cube_rotations() -> np.ndarray:
@@ -73,7 +74,7 @@ class OracleModel(nn.Module):
 def test_ctf_at_points_equals_ctf_grid():
     rng = np.random.default_rng(0)
     ctf = make_ctf(3, BOX, rng)
-    module = SliceLoss(build_model(ModelConfig(zdim=0, dec_dim=8, dec_layers=1), BOX), BOX, BOX / 2 - 1)
+    module = ReconstructionObjective(build_model(ModelConfig(zdim=0, dec_dim=8, dec_layers=1), BOX), BOX, BOX / 2 - 1)
     got = module.ctf_at_points(ctf_tensor(ctf)).numpy()
     grid = ctf_grid(
         BOX,
@@ -103,7 +104,7 @@ def test_exact_model_has_zero_loss_and_wrong_conventions_do_not():
     ctf = make_ctf(n, BOX, rng)
     images = project([vol], np.zeros(n, int), poses, ctf, 0.0, rng)
     ht = torch.from_numpy(np.asarray(ht2_center(images.astype(np.float64)))).float()
-    module = SliceLoss(OracleModel(vol), BOX, BOX / 2 - 1)
+    module = ReconstructionObjective(OracleModel(vol), BOX, BOX / 2 - 1)
     rot_t = torch.from_numpy(rots).float()
     shifts = torch.from_numpy(poses.shifts_px).float()
     ctf_t = ctf_tensor(ctf)
@@ -111,10 +112,27 @@ def test_exact_model_has_zero_loss_and_wrong_conventions_do_not():
     good = module(ht, rot_t, shifts, ctf_t, beta=0.0).mse.item()
     assert good < 1e-6 * signal
     assert module(ht, rot_t, -shifts, ctf_t, beta=0.0).mse.item() > 0.05 * signal  # shift sign
-    flipped = ctf_t.clone()
-    flipped[:, 7] += 180.0  # a 180° phase shift negates the CTF
+    flipped = dataclasses.replace(ctf_t, phase_shift_deg=ctf_t.phase_shift_deg + 180.0)  # negates the CTF
     assert module(ht, rot_t, shifts, flipped, beta=0.0).mse.item() > 0.05 * signal
     assert module(ht, rot_t.transpose(1, 2), shifts, ctf_t, beta=0.0).mse.item() > 0.05 * signal  # R vs R^T
+
+
+@pytest.mark.parametrize("radius", [BOX / 2 - 1, 5.0])
+def test_mse_is_the_full_disc_mse_with_dc_once(radius):
+    """A model predicting zero: the batch's mse is the mean square of the centred data over the disc, each
+    lattice point once (computed directly on the (D, D) transform, not from the pairs)."""
+    rng = np.random.default_rng(4)
+    n = 4
+    images = rng.normal(size=(n, BOX, BOX)) + 2.0  # a large DC term
+    ht = torch.from_numpy(np.asarray(ht2_center(images))).float()
+    module = ReconstructionObjective(OracleModel(np.zeros((BOX, BOX, BOX))), BOX, radius)
+    rots = torch.from_numpy(cube_rotations()[:n]).float()
+    parts = module(ht, rots, None, None, beta=0.0, reduce=False)
+    j = np.arange(BOX) - BOX // 2
+    disc = j[:, None] ** 2 + j[None, :] ** 2 <= radius**2
+    expected = (np.asarray(ht2_center(images)) ** 2)[:, disc].mean(axis=1)
+    np.testing.assert_allclose(parts.mse.detach().numpy(), expected, rtol=1e-5)
+    assert module.n_disc == disc.sum()
 
 
 @pytest.mark.parametrize("mode", ["hartley", "real"])
@@ -125,7 +143,7 @@ def test_encoder_input_is_the_centred_phase_flipped_image(mode):
     shifts = rng.uniform(-3, 3, (n, 2))
     ctf = make_ctf(n, BOX, rng)
     model = build_model(ModelConfig(zdim=2, enc_dim=8, dec_dim=8, encoder_input=mode), BOX)
-    module = SliceLoss(model, BOX, BOX / 2 - 1)
+    module = ReconstructionObjective(model, BOX, BOX / 2 - 1)
     ht = torch.from_numpy(np.asarray(ht2_center(images))).float()
     ctf_t = ctf_tensor(ctf)
     sh = torch.from_numpy(shifts).float()
@@ -159,7 +177,7 @@ def test_encoder_input_is_the_centred_phase_flipped_image(mode):
 def test_bf16_autocast_matches_fp32():
     torch.manual_seed(0)
     model = build_model(ModelConfig(zdim=4, enc_dim=64, dec_dim=64), BOX)
-    module = SliceLoss(model, BOX, BOX / 2 - 1)
+    module = ReconstructionObjective(model, BOX, BOX / 2 - 1)
     rng = np.random.default_rng(3)
     n = 8
     ht = torch.randn(n, BOX, BOX)

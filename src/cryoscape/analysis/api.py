@@ -76,7 +76,9 @@ class TrainedRun:
         The configuration stored in the checkpoint.
     """
 
-    def __init__(self, run_dir: Any, epoch: int, config: Any, device: str = "auto"):
+    def __init__(self, run_dir: Any, epoch: int, config: Any, device: str = "auto",
+                 pixel_size_angstrom: float | None = None):
+        self._pixel_size_override = None if pixel_size_angstrom is None else float(pixel_size_angstrom)
         self._run = run_dir
         self.path = Path(run_dir.path)
         self.epoch = int(epoch)
@@ -89,8 +91,13 @@ class TrainedRun:
 
     # --- construction ---------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, epoch: int | None = None, device: str = "auto") -> TrainedRun:
-        """Open a run folder (or one of its ``weights.N.pt``) at ``epoch`` (the latest when None or -1)."""
+    def open(cls, path: str | os.PathLike, epoch: int | None = None, device: str = "auto",
+             pixel_size_angstrom: float | None = None) -> TrainedRun:
+        """Open a run folder (or one of its ``weights.N.pt``) at ``epoch`` (the latest when None or -1).
+
+        ``pixel_size_angstrom`` replaces the run's pixel size (for imported runs that have none); maps are
+        written with the voxel size derived from it.
+        """
         from cryoscape.runs import find_run, load_checkpoint_file
         from cryoscape.training.config import config_from_checkpoint
 
@@ -99,7 +106,9 @@ class TrainedRun:
         weights = run_dir.weights_path(epoch)
         state = load_checkpoint_file(weights)
         config = config_from_checkpoint(state, weights)
-        return cls(run_dir, epoch, config, device=device)
+        if pixel_size_angstrom is not None and not pixel_size_angstrom > 0:
+            raise InputError(f"the pixel size must be positive, got {pixel_size_angstrom}", path=path)
+        return cls(run_dir, epoch, config, device=device, pixel_size_angstrom=pixel_size_angstrom)
 
     def __repr__(self) -> str:
         return f"TrainedRun({str(self.path)!r}, epoch={self.epoch})"
@@ -120,6 +129,9 @@ class TrainedRun:
 
     @property
     def pixel_size_angstrom(self) -> float | None:
+        """Pixel size (Å) of the training images: the override given to :meth:`open`, else the run's."""
+        if self._pixel_size_override is not None:
+            return self._pixel_size_override
         value = self.config.data.pixel_size_angstrom
         return None if value is None else float(value)
 

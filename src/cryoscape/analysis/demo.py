@@ -1,14 +1,14 @@
-"""The demo pipeline: simulate a continuous dataset, train a VAE, look at the latent space, make maps.
+"""The demo pipeline: simulate a continuous dataset, train a VAE, analyse it, compare its maps with the truth.
 
 Used by ``cryoscape demo`` / ``make demo``. Everything is made here from nothing: a ``hinge`` dataset (a
 two-domain pseudo-molecule whose second domain swings about a hinge), particles with CTF and noise, a VAE
-trained on them, and maps generated along the first principal component of the latents. The score that says
-whether it worked is the rank correlation between that component and the true hinge angle.
+trained on them, and the ``cryoscape analyze`` pipeline on the result. On top of the analysis the demo draws
+what only a simulation can show: the latent coordinate against the true hinge angle, and the generated maps
+along the latent coordinate side by side with the true maps of the nearest hinge angle.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from dataclasses import dataclass, replace
@@ -16,13 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from cryoscape.analysis.latent import first_component, pc_traversal, spearman_with_truth
-from cryoscape.analysis.plots import plot_latent_vs_truth
+from cryoscape.analysis.latent import first_component, spearman_with_truth
+from cryoscape.analysis.plots import plot_latent_vs_truth, pyplot, save_figure
+from cryoscape.analysis.volumes import map_views
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Size of the demo (defaults: a few minutes on two CPU cores)."""
+    """Size of the demo (defaults: a few minutes on two CPU cores).
+
+    ``n_maps`` is the number of maps along PC1 when ``zdim`` ≥ 2; with zdim 1 the motion is shown by the ten
+    maps of the analysis at the 5th, 15th … 95th percentiles of z.
+    """
 
     n_particles: int = 4000
     box_size: int = 32
@@ -30,6 +35,7 @@ class DemoConfig:
     num_epochs: int = 15
     zdim: int = 1
     n_maps: int = 8
+    ksample: int = 20
     seed: int = 0
 
 
@@ -40,24 +46,68 @@ class DemoResult:
     out_dir: Path
     dataset_dir: Path
     run_dir: Path
+    analyze_dir: Path
     maps_dir: Path
+    motion_path: Path
+    learning_curve_path: Path
     plot_path: Path
     spearman: float
     seconds: float
 
 
+def _truth_coordinate(points_c: np.ndarray, particle_c: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
+    """Median true coordinate of the ``k`` particles nearest each point along the latent coordinate (m,)."""
+    out = []
+    for c in np.asarray(points_c):
+        near = np.argsort(np.abs(particle_c - c))[:k]
+        out.append(float(np.median(truth[near])))
+    return np.asarray(out)
+
+
+def write_motion_montage(generated: list[np.ndarray], truth: list[np.ndarray], labels: list[str],
+                         truth_labels: list[str], path: str | os.PathLike, title: str) -> Path:
+    """Rows: points along the latent coordinate; columns: projections x, y, z of the generated map, then of the
+    matched true map. Each side has its own grey scale (the decoder's maps are on the normalised image scale)."""
+    plt = pyplot()
+    gen = [map_views(v)[3:] for v in generated]
+    tru = [map_views(v)[3:] for v in truth]
+    g_lo, g_hi = np.percentile(np.concatenate([p.ravel() for row in gen for p in row]), [0.5, 99.5])
+    t_lo, t_hi = np.percentile(np.concatenate([p.ravel() for row in tru for p in row]), [0.5, 99.5])
+    n = len(gen)
+    cell = 1.2
+    fig, axes = plt.subplots(n, 6, figsize=(6 * cell + 2.2, n * cell + 0.9), dpi=100, squeeze=False)
+    names = ("proj. x", "proj. y", "proj. z")
+    for i in range(n):
+        for j in range(6):
+            ax = axes[i, j]
+            image, lo, hi = (gen[i][j], g_lo, g_hi) if j < 3 else (tru[i][j - 3], t_lo, t_hi)
+            ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, origin="lower",
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(("generated " if j < 3 else "true ") + names[j % 3], fontsize=8)
+        axes[i, 0].set_ylabel(labels[i], fontsize=7, rotation=0, ha="right", va="center")
+        axes[i, 5].yaxis.set_label_position("right")
+        axes[i, 5].set_ylabel(truth_labels[i], fontsize=7, rotation=0, ha="left", va="center")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> DemoResult:
-    """Run the whole pipeline into ``out_dir`` (dataset/, run/, maps/, latent_vs_truth.png)."""
-    from cryoscape.io.mrc import write_mrc
+    """Run the whole pipeline into ``out_dir``: dataset/, run/, run/analyze.<N>/, motion.png, latent_vs_truth.png,
+    learning_curve.png."""
+    from cryoscape.analysis.analyze import AnalyzeConfig, run_analysis
+    from cryoscape.analysis.api import TrainedRun
     from cryoscape.models.config import ModelConfig
-    from cryoscape.runs import RunDir
     from cryoscape.simulate import preset_config, run_simulation
-    from cryoscape.training.config import DataConfig, TrainConfig, load_trained
+    from cryoscape.training.config import DataConfig, TrainConfig
     from cryoscape.training.loop import fit
 
     start = time.perf_counter()
     out = Path(out_dir)
-    data_dir, run_dir, maps_dir = out / "dataset", out / "run", out / "maps"
+    data_dir, run_dir = out / "dataset", out / "run"
     sim = preset_config("hinge-64", n_particles=config.n_particles, box_size=config.box_size, snr=config.snr,
                         seed=config.seed)
     print(f"[1/4] simulating {config.n_particles} hinge particles ({config.box_size} px, SNR {config.snr:g}, "
@@ -69,31 +119,78 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
                         data=replace(DataConfig(), particles=str(dataset.star_path)),
                         num_epochs=config.num_epochs, seed=config.seed,
                         checkpoint_every=max(1, config.num_epochs // 3))
-    fit(train, run_dir)
+    fit(train, run_dir, overwrite=True)  # a demo rerun replaces its own run
 
-    print("[3/4] latent space vs the true hinge angle", flush=True)
-    run = RunDir(run_dir)
-    z = run.load_z().mean
-    with open(dataset.ground_truth_path) as handle:
-        angle = np.array([float(row["hinge_angle_deg"]) for row in csv.DictReader(handle)])
-    pc1 = first_component(z)
+    run = TrainedRun.open(run_dir, device="cpu")
+    print(f"[3/4] cryoscape analyze (k-means {config.ksample}, maps along the latent coordinate) → "
+          f"{run.analyze_dir}", flush=True)
+    analysis = run_analysis(run, AnalyzeConfig(ksample=config.ksample, pc=1, n_per_pc=config.n_maps,
+                                               seed=config.seed))
+    adir = analysis.out_dir
+
+    print("[4/4] comparing with the ground truth", flush=True)
+    maps_dir = adir / ("percentiles" if run.zdim == 1 else "pc1")
+    truth = compare_with_truth(run, data_dir, maps_dir, out, curve_png=adir / "learning_curve.png")
+    plot_path, motion_path, curve_path, rho = truth
+    return DemoResult(out_dir=out, dataset_dir=data_dir, run_dir=run_dir, analyze_dir=adir, maps_dir=maps_dir,
+                      motion_path=motion_path, learning_curve_path=curve_path, plot_path=plot_path, spearman=rho,
+                      seconds=time.perf_counter() - start)
+
+
+def compare_with_truth(run, dataset_dir: str | os.PathLike, maps_dir: str | os.PathLike,
+                       out_dir: str | os.PathLike, curve_png: str | os.PathLike | None = None):
+    """The demo's ground-truth figures for a run trained on a simulated continuous dataset.
+
+    Writes ``latent_vs_truth.png`` (first latent component against the true hinge angle; epoch, particle count
+    and zdim in the title, a plain-language caption), ``motion.png`` (each map of ``maps_dir`` next to the true
+    map of ``dataset_dir/gt_volumes`` nearest in hinge angle: the true coordinate of a map is the median true
+    coordinate of the 1 % of particles nearest its point along the latent coordinate) and a copy of
+    ``curve_png`` as ``learning_curve.png``.
+
+    Returns
+    -------
+    (latent_vs_truth path, motion path, learning curve path or None, Spearman ρ)
+    """
+    import pandas as pd
+
+    from cryoscape.analysis.latent import fit_pca
+    from cryoscape.io.mrc import read_mrc
+
+    dataset_dir, maps_dir, out = Path(dataset_dir), Path(maps_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    z = run.z
+    table = pd.read_csv(dataset_dir / "ground_truth.csv").set_index("index").loc[run.indices]
+    angle = table["hinge_angle_deg"].to_numpy()
+    coord = table["coordinate"].to_numpy()
+    latent = first_component(z)
     rho = spearman_with_truth(z, angle)
-    plot_path = plot_latent_vs_truth(pc1, angle, out / "latent_vs_truth.png",
-                                     xlabel="true hinge angle (°)", ylabel="latent PC1",
-                                     title=f"Spearman ρ = {rho:+.3f}")
+    what = "z" if run.zdim == 1 else "latent PC1"
+    plot_path = plot_latent_vs_truth(
+        latent, angle, out / "latent_vs_truth.png", xlabel="true hinge angle (°)", ylabel=what,
+        title=f"{what} vs true hinge angle — epoch {run.epoch}, {len(z)} particles, zdim {run.zdim}\n"
+              f"Spearman ρ = {rho:+.3f}",
+        caption="Each dot is one particle. If the network learned the motion, the dots follow one rising or "
+                "falling curve: the latent coordinate sorts particles by their true hinge angle (|ρ| = 1: "
+                "perfectly, 0: not at all).")
+    curve_path = None
+    if curve_png is not None and Path(curve_png).is_file():
+        curve_path = out / "learning_curve.png"
+        curve_path.write_bytes(Path(curve_png).read_bytes())
 
-    print(f"[4/4] {config.n_maps} maps along latent PC1 (5th–95th percentile) → {maps_dir}", flush=True)
-    model, trained, _ = load_trained(run, None, device="cpu")
-    points = pc_traversal(z, pc=0, n_points=config.n_maps)  # zdim 1: percentiles of z itself
-    import torch
-
-    with torch.no_grad():
-        vols = model.decoder.eval_volumes(torch.as_tensor(points, dtype=torch.float32),
-                                          box_size=trained.data.box_size, radius_px=trained.volume_radius_px,
-                                          scale=float(trained.data.data_std or 1.0)).numpy()
-    maps_dir.mkdir(parents=True, exist_ok=True)
-    for i, vol in enumerate(vols):
-        write_mrc(maps_dir / f"vol_{i:03d}.mrc", vol, voxel_size_angstrom=float(trained.data.pixel_size_angstrom))
-    np.savetxt(maps_dir / "z_values.txt", points)
-    return DemoResult(out_dir=out, dataset_dir=data_dir, run_dir=run_dir, maps_dir=maps_dir, plot_path=plot_path,
-                      spearman=rho, seconds=time.perf_counter() - start)
+    points = np.loadtxt(maps_dir / "z_values.txt", ndmin=2)
+    generated = [read_mrc(p)[0] for p in sorted(maps_dir.glob("vol_*.mrc"))]
+    points_c = points[:, 0] if run.zdim == 1 else fit_pca(z).transform(points)[:, 0]
+    true_c = _truth_coordinate(points_c, latent, coord, k=max(5, len(z) // 100))
+    gt = pd.read_csv(dataset_dir / "gt_volumes" / "volumes.csv")
+    gt_coord = gt["coordinate"].to_numpy()
+    nearest = [int(np.abs(gt_coord - c).argmin()) for c in true_c]
+    truth_maps = [read_mrc(dataset_dir / "gt_volumes" / gt["file"][j])[0] for j in nearest]
+    order = np.argsort(coord)
+    truth_angle = np.interp(gt_coord[nearest], coord[order], angle[order])
+    labels = [f"{i + 1}: {what}={c:.2g}" for i, c in enumerate(points_c)]
+    truth_labels = [f"{gt['file'][j]}\n{a:.0f}°" for j, a in zip(nearest, truth_angle)]
+    motion_path = write_motion_montage(
+        generated, truth_maps, labels, truth_labels, out / "motion.png",
+        title=f"Generated maps along {what} (left, {maps_dir.name}/vol_001…) next to the true map of the nearest "
+              f"hinge angle (right)\nepoch {run.epoch}, {len(z)} particles, zdim {run.zdim}")
+    return plot_path, motion_path, curve_path, rho

@@ -54,7 +54,7 @@ def write_montage(maps: Sequence[np.ndarray], path: str | os.PathLike, labels: S
     labels : row labels (default ``vol_001`` …)
     title : figure title
     """
-    from cryoscape.analysis.plots import pyplot
+    from cryoscape.analysis.plots import pyplot, save_figure
 
     plt = pyplot()
     views = [map_views(m) for m in maps]
@@ -83,12 +83,7 @@ def write_montage(maps: Sequence[np.ndarray], path: str | os.PathLike, labels: S
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_chimerax_script(map_paths: Sequence[str | os.PathLike], path: str | os.PathLike, level: float,

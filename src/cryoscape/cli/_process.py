@@ -2,20 +2,19 @@
 
 Memory allocator (glibc malloc on Linux): training allocates and frees the same large activation tensors
 (tens of MB) at every step. glibc serves blocks above its mmap threshold with fresh ``mmap`` calls and returns
-them to the system when freed, so every step pays the page faults of first-touching them again: ~15 % of the
-CPU training time of the 256×3 decoder at box 64 (5k hinge benchmark: 95–102 → 115–121 images/s for
-``hartley_full``, 215 → 225 for ``hartley``). Freed memory is kept in the heap for reuse instead; the price is
-a higher resident peak (822 vs 712 MiB for ``hartley`` on that benchmark).
+them to the system when freed, so every step pays the page faults of first-touching them again, a sizeable
+part of the CPU training time. Freed memory is kept in the heap for reuse instead; the price is a higher
+resident peak. Throughput and peak resident memory of training with these settings are measured by
+``benchmarks/vs_cryodrgn.py`` (``benchmarks/results/vs_cryodrgn.json``: ``images_per_s``, ``peak_rss_mib``).
 
 A user who sets glibc's own ``MALLOC_*`` environment variables keeps them.
 
 Reproducibility of Intel MKL (the float32 matrix products of PyTorch's CPU build): MKL may take different code
 paths depending on the memory alignment of its arguments, which varies between runs, so two runs with the same
-seed can differ in the last bits and then drift apart. Measured on the 5k hinge benchmark (1 epoch, seed 1,
-bf16 autocast): 2 of 6 runs differed (|Δz| up to 0.15) without ``MKL_CBWR``, 0 of 6 with
+seed can differ in the last bits and then drift apart (bf16 autocast runs show it most). With
 ``MKL_CBWR=AUTO,STRICT`` (Intel's conditional bitwise reproducibility, strict mode: the fastest code path of
-this CPU, independent of alignment), at the same speed. It must be set before MKL's first call; a user's own
-``MKL_CBWR`` is kept.
+this CPU, independent of alignment) reruns on the same machine are bit-identical. It must be set before MKL's
+first call; a user's own ``MKL_CBWR`` is kept.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``cryoscape downsample``: Fourier-crop particle images to a smaller box, streaming."""
+"""``cryoscape downsample``: Fourier-crop particle images (streaming) or a 3-D map to a smaller box."""
 
 from __future__ import annotations
 
@@ -8,47 +8,121 @@ from pathlib import Path
 from cryoscape.cli.common import PARTICLE_OPTIONS_HELP, add_particle_arguments
 
 NAME = "downsample"
-HELP = "Fourier-crop particle images to a smaller box (streaming; writes a matching .star for .star input)"
+HELP = "Fourier-crop particle images (streaming; writes a matching .star for .star input) or a map to a smaller box"
 DESCRIPTION = f"""\
 Downsample particle images by Fourier cropping (clipping the centred 2-D Fourier transform to the new box),
 which keeps the signal below the new Nyquist frequency exactly and preserves pixel values (a constant image stays
-the same constant). Images are processed in chunks with bounded memory. The new pixel size is
-old × old_box / new_box and is written to the .mrcs header. When PARTICLES is a .star, a star with the same rows
-pointing to the new stack (new pixel size and image size; RELION 3.0 pixel origins rescaled) is written next to
-the output (-o out.mrcs → out.star), ready for `cryoscape train-vae out.star`.
+the same constant). Images are processed in chunks with bounded memory (about --chunk images, also while the
+header statistics are computed). The new pixel size is old × old_box / new_box and is written to the .mrcs
+header. When PARTICLES is a .star, a star with the same rows pointing to the new stack (new pixel size and image
+size; RELION 3.0 pixel origins rescaled) is written next to the output (-o out.mrcs → out.star), ready for
+`cryoscape train-vae out.star`.
+
+A map (a cubic .mrc not marked as an image stack; --is-vol / --is-stack to say so explicitly) is resampled in
+3-D the same way (-o out.mrc), with the voxel size updated: use it to bring two maps to one box before `fsc`.
+
+-D must be even and at most {1024}; a box larger than the input is refused unless --upsample (Fourier padding:
+interpolation, no new information). On an error nothing is left behind (the outputs are written to temporary
+files and renamed when complete).
 
 {PARTICLE_OPTIONS_HELP}
 
 examples:
   cryoscape downsample particles.star -D 128 -o particles.128.mrcs
   cryoscape downsample J42_particles.cs --datadir /data/J42 -D 64 -o p64.mrcs --chunk 2000
+  cryoscape downsample map.mrc -D 64 -o map.64.mrc
+
+Differences from cryoDRGN: --chunk is the number of images held in memory (cryoDRGN's -b); cryoDRGN's --chunk
+(split the output into several stacks) has no equivalent: one .mrcs is written. --max-threads is ignored.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_particle_arguments(parser)
     parser.add_argument("-D", "--box-size", dest="box_size", type=int, required=True,
-                        help="new box size in pixels (even)")
-    parser.add_argument("-o", "--out", required=True, help="output stack (.mrcs)")
+                        help="new box size in pixels (even, at most 1024)")
+    parser.add_argument("-o", "--out", required=True, help="output file: a stack (.mrcs) or, for a map, a .mrc")
     parser.add_argument("--out-star", help="output star (default: the output stack's name with .star)")
-    parser.add_argument("--chunk", type=int, default=1000, help="images per chunk in memory (default 1000)")
+    parser.add_argument("--chunk", "-b", "--batch-size", dest="chunk", type=int, default=1000,
+                        help="images per chunk in memory (default 1000)")
+    parser.add_argument("--upsample", action="store_true",
+                        help="allow -D larger than the input box (Fourier padding)")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--is-vol", dest="is_vol", action="store_true", default=None,
+                      help="PARTICLES is a map (default: decided from the file name and header)")
+    kind.add_argument("--is-stack", dest="is_vol", action="store_false",
+                      help="PARTICLES is a stack of images even if it is a cube")
+    parser.add_argument("--max-threads", type=int, default=None, help=argparse.SUPPRESS)
 
 
-def run(args: argparse.Namespace) -> int:
-    from cryoscape.cli.common import particles_from_args
-    from cryoscape.data.downsample import resample_stack, write_resampled_star
+def _is_map(args: argparse.Namespace) -> bool:
+    from cryoscape.io.mrc_kind import is_volume
+
+    path = Path(args.particles)
+    if path.suffix.lower() not in {".mrc", ".map", ".mrcs"} or not path.is_file():
+        return bool(args.is_vol)
+    return bool(args.is_vol) if args.is_vol is not None else is_volume(path)
+
+
+def _check_output(out: Path, suffixes: set[str], example: str) -> None:
+    from cryoscape.errors import InputError
+
+    if out.is_dir() or str(out).endswith(("/", "\\")):
+        raise InputError("downsample writes one file: -o names the file, not a folder", path=out,
+                         fix=f"give e.g. -o {out / example}")
+    if out.suffix.lower() not in suffixes:
+        raise InputError(f"output must be {' or '.join(sorted(suffixes))}, got '{out.suffix}'", path=out,
+                         fix=f"name it e.g. {example}")
+
+
+def _run_map(args: argparse.Namespace) -> int:
+    from cryoscape.data.downsample import resample_map_file
     from cryoscape.errors import InputError
 
     out = Path(args.out)
-    if out.suffix.lower() not in {".mrcs", ".mrc"}:
-        raise InputError(f"output must be an .mrcs stack, got '{out.suffix}'", path=out,
-                         fix="name it e.g. particles.64.mrcs")
+    _check_output(out, {".mrc", ".map"}, "map.64.mrc")
+    from cryoscape.cli.common import check_outputs
+    check_outputs(inputs=[args.particles], files=[out])  # never replace an input
+    if any(getattr(args, name) is not None for name in ("poses", "ctf", "ind")):
+        raise InputError("--poses/--ctf/--ind apply to particle stacks, not to a map", path=args.particles)
+    old_box, old_voxel, new_voxel = resample_map_file(args.particles, out, args.box_size, upsample=args.upsample)
+    before = f"{old_voxel:.4g}" if old_voxel else "unknown (1 assumed)"
+    print(f"wrote {out}: map {old_box}³ → {args.box_size}³ voxels, voxel size {before} → {new_voxel:.4g} Å")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from cryoscape.cli.common import check_outputs, particle_inputs, particles_from_args
+    from cryoscape.data.downsample import check_new_box, resample_stack, write_resampled_star
+    from cryoscape.errors import InputError
+
+    if args.max_threads is not None:
+        print("note: --max-threads is ignored (numpy decides its threads; set OMP_NUM_THREADS)", file=sys.stderr)
+    if args.chunk < 1:
+        raise InputError(f"--chunk must be at least 1, got {args.chunk}")
+    if _is_map(args):
+        return _run_map(args)
+    out = Path(args.out)
+    _check_output(out, {".mrcs", ".mrc"}, "particles.64.mrcs")
     particles = particles_from_args(args)
     old_box = particles.box_size
+    check_new_box(old_box, args.box_size, upsample=args.upsample, chunk_size=min(args.chunk, len(particles)),
+                  path=args.particles)
+    star_in = Path(args.particles).suffix.lower() == ".star"
+    star_out = (Path(args.out_star) if args.out_star else out.with_suffix(".star")) if star_in else None
+    check_outputs(inputs=particle_inputs(args, particles), files=[out, star_out])  # never replace an input
+    existed = out.exists()
     resample_stack(particles, args.box_size, out, chunk_size=args.chunk)
+    try:
+        if star_out is not None:
+            write_resampled_star(args.particles, star_out, out, particles.indices, old_box, args.box_size)
+    except BaseException:
+        if not existed:
+            out.unlink(missing_ok=True)  # no stack without its star
+        raise
     print(f"wrote {out}: {len(particles)} images, {old_box} → {args.box_size} px")
-    if Path(args.particles).suffix.lower() == ".star":
-        star_out = Path(args.out_star) if args.out_star else out.with_suffix(".star")
-        write_resampled_star(args.particles, star_out, out, particles.indices, old_box, args.box_size)
-        print(f"wrote {star_out}")
+    if star_out is not None:
+        print(f"wrote {star_out} ({len(particles)} particles)")
     return 0

@@ -51,13 +51,16 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from cryoscape.cli.common import particles_from_args
+    from cryoscape.cli.common import check_outputs, particle_inputs, particles_from_args
     from cryoscape.runs import find_run, save_latents
     from cryoscape.training.config import load_trained
     from cryoscape.training.distributed import choose_device
     from cryoscape.training.loop import evaluate, make_dataset, resolve_data, use_amp
-    from cryoscape.training.step import SliceLoss
-
+    from cryoscape.training.step import ReconstructionObjective
+    check_outputs(inputs=[args.run, *particle_inputs(args)], files=[args.output])  # never replace an input
+    if args.batch_size < 1:
+        from cryoscape.errors import InputError
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     run_dir, epoch = find_run(args.run)
     if args.epoch is not None:
         epoch = args.epoch
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_data(dataclasses.replace(config, data=data), particles)
     dataset = make_dataset(config, particles)
     box = int(config.data.box_size)
-    loss_module = SliceLoss(model, box, config.loss_radius(box)).to(device)
+    loss_module = ReconstructionObjective(model, box, config.loss_radius(box)).to(device)
     amp = use_amp(dataclasses.replace(config, amp=args.amp), device)
     mu, logvar, mse = evaluate(
         loss_module, dataset, batch_size=args.batch_size, amp=amp, device=device, beta=config.effective_beta()

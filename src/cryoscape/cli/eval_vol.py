@@ -7,12 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
+from cryoscape.cli.common import positive_int
+
 NAME = "eval-vol"
+#: More maps than this need --yes.
+MAX_MAPS_UNASKED = 100
 HELP = "generate 3-D maps from a trained run (at given z for a VAE; the map of a homogeneous run)"
 
 DESCRIPTION = """\
 Decode maps from a trained run (cryoscape train-vae / train-nn / import-cryodrgn). The decoder is evaluated
-only inside the Nyquist sphere and on half of Fourier space (Hermitian symmetry), several maps per batch. Maps
+only inside the run's volume_radius_px (default D/2, the Nyquist sphere = the default loss radius, so maps
+hold only trained frequencies) and on half of Fourier space (Hermitian symmetry), several maps per batch. Maps
 are float32 .mrc (z, y, x) with the voxel size in the header: the run's pixel size x D / D' with --downsample
 D'.
 
@@ -22,7 +27,8 @@ examples:
   cryoscape eval-vol run_nn/ -o map.mrc --downsample 64              # homogeneous run, 64^3 map
   cryoscape eval-vol run/ --zfile run/z.20.npz -o maps/ --flip       # every particle's mean z (large!)
 
---zfile reads a .txt (one z per line), .npy, cryoDRGN .pkl or cryoscape z.N.npz (its means).
+--zfile reads a .txt (one z per line), .npy, cryoDRGN .pkl or cryoscape z.N.npz (its means). More than
+100 maps are refused unless --yes is given (the message says how many maps and how much disk they take).
 --flip mirrors the map (reverses the z axis: fixes the hand), --invert multiplies by -1.
 Differences from cryoDRGN: the run folder replaces --weights/--config; epochs are 1-based (default: the last);
 -o is a folder unless it ends in .mrc and a single map is made.
@@ -49,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="D",
         help="box of the maps (even, at most the training box); voxel size scales by D_train/D",
     )
+    parser.add_argument("--yes", "-y", action="store_true",
+                        help=f"allow more than {MAX_MAPS_UNASKED} maps (one per z: they can fill a disk)")
     parser.add_argument("--flip", action="store_true", help="mirror the maps (reverse the z axis)")
     parser.add_argument("--invert", action="store_true", help="multiply the maps by -1")
     parser.add_argument(
@@ -63,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-b",
         "--batch-size",
         dest="batch_size",
-        type=int,
+        type=positive_int,
         default=8,
         help="maps decoded per batch (default %(default)s)",
     )
@@ -80,6 +88,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "cpu", "cuda"),
         help="where to decode (default %(default)s)",
     )
+
+
+def check_map_count(count: int, box_size: int, yes: bool) -> None:
+    """Refuse to write more than :data:`MAX_MAPS_UNASKED` maps unless ``yes``; the error states the disk used."""
+    if count <= MAX_MAPS_UNASKED or yes:
+        return
+    from cryoscape.errors import InputError
+
+    size = count * (1024 + 4 * box_size**3)
+    shown = f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+    raise InputError(f"this would write {count} maps of {box_size}^3 voxels ({shown} on disk)",
+                     fix="add --yes to write them all, or give fewer z values (e.g. k-means centres); "
+                     "-d/--downsample makes smaller maps")
 
 
 def read_z_values(path: str | Path, zdim: int) -> np.ndarray:
@@ -141,6 +162,7 @@ def output_paths(output: str, prefix: str, count: int) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from cryoscape.cli.common import check_outputs
     from cryoscape.errors import InputError
     from cryoscape.io.mrc import write_mrc
     from cryoscape.models.precision import amp_helps
@@ -180,10 +202,12 @@ def run(args: argparse.Namespace) -> int:
         print("warning: the run has no pixel size; writing 1 Å/voxel (give --apix)")
     voxel = float(apix) * box / out_box
     count = 1 if z is None else z.shape[0]
+    check_map_count(count, out_box, args.yes)
     paths = output_paths(args.output, args.prefix, count)
+    check_outputs(inputs=[args.run, args.zfile], files=paths)  # never replace an input
     scale = float(config.data.data_std or 1.0)
     decoder = model.decoder
-    batch = max(1, int(args.batch_size))
+    batch = int(args.batch_size)
     amp = amp_helps(device) if args.amp is None else bool(args.amp)
     radius = config.volume_radius_px  # frequency pixels j (k = j / D): the same for every output box
     for start in progress(range(0, count, batch), total=-(-count // batch), desc="maps", unit="batch"):

@@ -21,9 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cryoscape.cli.common import check_outputs
     from cryoscape.io.mrc import read_mrc, write_mrc
     from cryoscape.reconstruct.transforms import flip_hand
-
+    check_outputs(inputs=[args.map], files=[args.out])  # never replace an input
     volume, header = read_mrc(args.map)
     write_mrc(args.out, flip_hand(volume), header.voxel_size_angstrom)
     print(f"wrote {args.out}")

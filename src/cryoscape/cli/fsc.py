@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if abs(apix2 - apix) > 1e-3 * apix:
         raise InputError(f"voxel size {apix2:.4g} Å differs from {args.map1}'s {apix:.4g} Å",
         path=args.map2,
-                         fix="resample one map, or give --voxel-size if a header is wrong")
+                         fix="resample: cryoscape downsample MAP -D N -o OUT.mrc; or --voxel-size if a header is wrong")
     if args.mask and args.auto_mask:
         raise InputError("give either --mask or --auto-mask, not both")
     mask = None
@@ -62,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
     prefix = Path(args.out)
     if prefix.suffix.lower() in {".csv", ".png"}:
         prefix = prefix.with_suffix("")
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     csv_path = prefix.with_name(prefix.name + ".csv")
     png_path = prefix.with_name(prefix.name + ".png")
+    from cryoscape.cli.common import check_outputs
+    check_outputs(inputs=[args.map1, args.map2, args.mask], files=[csv_path, png_path])  # never replace an input
+    prefix.parent.mkdir(parents=True, exist_ok=True)
     write_fsc_csv(curve, csv_path)
     plot_fsc({f"{Path(args.map1).name} vs {Path(args.map2).name}": curve}, png_path,
              title="FSC" + (" (masked)" if mask is not None else ""))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cryoscape.cli.common import positive_int
+
 NAME = "invert-contrast"
 HELP = "multiply a map or a particle stack by -1 (white ⇄ black particles); streams large stacks"
 DESCRIPTION = """\
@@ -20,17 +22,18 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="MAP_OR_STACK", help="input .mrc map or .mrcs stack")
     parser.add_argument("-o", "--out", required=True, help="output file (.mrc or .mrcs)")
-    parser.add_argument("--chunk", type=int, default=1000, help="images per chunk for stacks (default 1000)")
+    parser.add_argument("--chunk", type=positive_int, default=1000, help="images per chunk for stacks (default 1000)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from cryoscape.cli.common import check_outputs
     from cryoscape.io.mrc import MrcStackReader, read_header, read_mrc, write_mrc
     from cryoscape.io.mrc_stream import MrcStackWriter
     from cryoscape.progress import progress
     from cryoscape.reconstruct.transforms import invert_contrast
-
+    check_outputs(inputs=[args.input], files=[args.out])  # never replace an input
     header = read_header(args.input)
     is_stack = Path(args.input).suffix.lower() == ".mrcs" or header.is_image_stack
     if not is_stack:
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}")
         return 0
     reader = MrcStackReader(args.input)
-    chunk = max(1, int(args.chunk))
+    chunk = int(args.chunk)
     with MrcStackWriter(args.out, reader.n, reader.box_size, header.voxel_size_angstrom or 1.0) as writer:
         for start in progress(range(0, reader.n, chunk), desc="invert", unit="chunk"):
             stop = min(start + chunk, reader.n)

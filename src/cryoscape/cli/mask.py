@@ -34,11 +34,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voxel-size", type=float, help="voxel size in Å (default: from the header)")
 
 
+def check_values(args: argparse.Namespace) -> None:
+    """Refuse values that would give a NaN or empty mask (before the map is read)."""
+    import math
+
+    from cryoscape.errors import InputError
+
+    for flag, value in (("--dilate", args.dilate), ("--edge", args.edge)):
+        if not (math.isfinite(value) and value >= 0):
+            raise InputError(f"{flag} {value} must be a distance >= 0 in Å", fix=f"e.g. {flag} 10")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise InputError(f"--threshold {args.threshold} is not a finite number")
+    if not (math.isfinite(args.threshold_fraction) and args.threshold_fraction > 0):
+        raise InputError(f"--threshold-fraction {args.threshold_fraction} must be positive", fix="e.g. 0.5")
+    if not 0 < args.percentile <= 100:
+        raise InputError(f"--percentile {args.percentile} must be in (0, 100]", fix="e.g. 99.99")
+
+
 def run(args: argparse.Namespace) -> int:
+    from cryoscape.cli.common import check_outputs
     from cryoscape.io.mrc import write_mrc
     from cryoscape.reconstruct.masks import MaskConfig, mask_threshold, soft_mask
     from cryoscape.reconstruct.volumes import read_map
 
+    check_values(args)
+    check_outputs(inputs=[args.map], files=[args.out])  # never replace an input
     volume, apix = read_map(args.map, args.voxel_size)
     config = MaskConfig(threshold=args.threshold, threshold_fraction=args.threshold_fraction,
                         percentile=args.percentile, dilate_angstrom=args.dilate, edge_angstrom=args.edge)

@@ -36,11 +36,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voxel-size", type=float, help="voxel size in Å (default: from the header)")
 
 
+def check_values(args: argparse.Namespace) -> None:
+    """Refuse values that would give a NaN or meaningless map (before the map is read)."""
+    import math
+
+    from cryoscape.errors import InputError
+
+    if args.bfactor is not None and not math.isfinite(args.bfactor):
+        raise InputError(f"--bfactor {args.bfactor} is not a finite number", fix="give a B-factor in Å², e.g. -100")
+    for flag, value in (("--lowpass", args.lowpass), ("--guinier-low", args.guinier_low),
+                        ("--guinier-high", args.guinier_high)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"{flag} {value} must be a positive resolution in Å", fix=f"e.g. {flag} 4.5")
+    if args.guinier_high is not None and args.guinier_high >= args.guinier_low:
+        raise InputError(f"--guinier-high {args.guinier_high:g} Å must be a finer resolution than --guinier-low "
+                         f"{args.guinier_low:g} Å", fix="e.g. --guinier-low 10 --guinier-high 4.5")
+
+
 def run(args: argparse.Namespace) -> int:
+    from cryoscape.cli.common import check_outputs
     from cryoscape.io.mrc import write_mrc
     from cryoscape.reconstruct.sharpen import apply_bfactor, guinier_fit, low_pass
     from cryoscape.reconstruct.volumes import read_map
 
+    check_values(args)
+    check_outputs(inputs=[args.map], files=[args.out])  # never replace an input
     volume, apix = read_map(args.map, args.voxel_size)
     bfactor = args.bfactor
     if bfactor is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from cryoscape.simulate.config import PRESETS, SimulationConfig
 
@@ -49,6 +50,8 @@ _OPTIONS: dict[str, tuple[type, int | str | None, str]] = {
     "cs_mm": (float, None, "spherical aberration (mm) [2.7]"),
     "amplitude_contrast": (float, None, "amplitude contrast [0.1]"),
     "bfactor_angstrom2": (float, None, "CTF B-factor envelope (Å²) [50]"),
+    "ctf_field_factor": (int, None, "apply the CTF on a field this many boxes wide, then crop (2 = like "
+                                    "extraction from a micrograph; 1 = circular on the box) [1]"),
     "max_shift_px": (float, None, "in-plane shifts uniform in ±this (pixels of --box-size) [0]"),
     "downsample_box": (int, None, "Fourier-crop the images to this even box [no crop]"),
     "coordinate_sampling": (str, None, "hinge coordinate law: uniform, cooperative, noncontiguous [uniform]"),
@@ -88,10 +91,47 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
     return preset_config(args.preset, **overrides).validate()
 
 
+def check_values(config: SimulationConfig) -> SimulationConfig:
+    """Refuse physical parameters that would give NaN images or an unreadable star (beyond ``validate``).
+
+    Returns ``config`` unchanged.
+    """
+    import math
+
+    from cryoscape.errors import InputError
+
+    positive = ("voltage_kv", "defocus_min_angstrom", "defocus_max_angstrom")
+    finite = ("cs_mm", "bfactor_angstrom2", "max_shift_px", "astigmatism_max_angstrom", "amplitude_contrast")
+    for name in positive:
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"--{name.replace('_', '-')} {value} must be a positive number",
+                             fix="defocus is positive for underfocus; voltage e.g. 300")
+    for name in finite:
+        value = getattr(config, name)
+        if not math.isfinite(value):
+            raise InputError(f"--{name.replace('_', '-')} {value} is not a finite number")
+    if config.astigmatism_max_angstrom >= config.defocus_min_angstrom:
+        raise InputError(f"--astigmatism-max-angstrom {config.astigmatism_max_angstrom:g} would give defocus V <= 0 "
+                         f"(smallest defocus U {config.defocus_min_angstrom:g} Å)",
+                         fix="keep the astigmatism below the smallest defocus")
+    if not all(math.isfinite(a) for a in config.hinge_angles_deg):
+        raise InputError(f"--hinge-angles-deg {list(config.hinge_angles_deg)} must be finite")
+    if not all(math.isfinite(p) for p in config.assembly_proportions):
+        raise InputError(f"--assembly-proportions {list(config.assembly_proportions)} must be finite")
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     from cryoscape.simulate.simulator import run_simulation
 
-    config = config_from_args(args)
+    config = check_values(config_from_args(args))
+    from cryoscape.cli.common import check_outputs
+
+    # a built-in source (hinge, assembly) is a name, not a file, even when a folder of that name exists here
+    source_file = config.source if Path(str(config.source)).suffix.lower() in {".pdb", ".cif", ".mrc"} else None
+    check_outputs(inputs=[args.config, source_file], folders=[args.out_dir],
+                  files=[f"{args.out_dir}/config.yaml"])  # never replace an input
     result = run_simulation(config, args.out_dir, show_progress=not args.no_progress)
     log = logging.getLogger("cryoscape.simulate")
     log.info("wrote %d images of %d px (%.4f Å/px) to %s", result.n_particles, result.box_size,

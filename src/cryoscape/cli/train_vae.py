@@ -19,8 +19,8 @@ differences from cryoDRGN (same option names otherwise):
   network      --enc-dim/--dec-dim default 256 (cryoDRGN 1024). --domain hartley (default; cryoDRGN's
                default is fourier) evaluates the network once per Hermitian pair (H(k), H(-k)): half of
                cryoDRGN's Hartley cost per image. --domain hartley_full is cryoDRGN's --domain hartley decoder
-               (one value, evaluated at k and -k): twice our default's cost per image, the latent organises in
-               fewer epochs (about one epoch sooner on the 5k hinge benchmark).
+               (one value, evaluated at k and -k): twice our default's cost per image; its latent tends to
+               organise in fewer epochs (measured figures: benchmarks/results/vs_cryodrgn*.json).
   seed         --seed defaults to 0, so a run is reproducible (cryoDRGN draws a random seed).
   precision    --amp (default on): bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and on GPUs,
                fp32 weights and loss; cryoDRGN uses AMP on GPUs only. Reruns and resumes with the same seed
@@ -29,20 +29,42 @@ differences from cryoDRGN (same option names otherwise):
   poses/CTF    read straight from a .star/.cs PARTICLES file (no parse step); --poses/--ctf also take .pkl.
   files        RUN/weights.N.pt, z.N.npz (mean, logvar, indices) with N = epochs completed (1, 2, ...);
                cryoDRGN numbers weights.N.pkl/z.N.pkl from 0. Resume with --resume RUN (cryoDRGN: --load).
-  loss disc    radius D/2 - 1 lattice pixels (--loss-radius-px); cryoDRGN uses D/2 on its (D+1) lattice."""
+  loss disc    radius D/2 lattice pixels (--loss-radius-px), the radius maps are decoded to; cryoDRGN: D/2."""
+
+RUN_FOLDER = """\
+run folder:
+  A folder that already holds a run (config.yaml or weights.N.pt) is refused unless --resume continues it or
+  --overwrite DELETES that run's config.yaml, run.log, provenance.yaml, weights.*.pt, z.*.npz,
+  reconstruct.*.mrc and analyze.*/ first (other files are left alone). While training, RUN/.lock keeps a
+  second training out of the folder; a lock left by a killed process is taken over with a warning.
+  RUN/provenance.yaml records each invocation: command line, versions, host, start time, per-epoch wall time
+  and loss (cryoscape view-config RUN shows it).
+
+resume:
+  --resume RUN continues RUN from its latest checkpoint, in RUN (-o not needed; -o OTHER continues into the
+  empty folder OTHER). --resume RUN/weights.N.pt continues from epoch N; in RUN this needs --overwrite when
+  later epochs exist (they are deleted). The run keeps its settings; these options may be given to change
+  them, and each change is logged: -n, --checkpoint-every, --log-interval, --device, --lr, --wd, -b, --beta,
+  --beta-schedule, --amp/--no-amp, --loss-radius-px, --volume-radius-px, --num-workers, --lazy,
+  --max-memory-gb, --chunk-size, --datadir. Any other option (architecture, --zdim, --seed, PARTICLES,
+  --poses, --ctf, --ind, image preparation) must match the run's, or the resume is refused. Outputs missing
+  next to a checkpoint (a kill between weights.N.pt and z.N.npz) are recomputed from it."""
 
 DESCRIPTION = f"""\
 Train a VAE for heterogeneous reconstruction with known poses and CTF (the cryoDRGN method): an encoder
 maps each particle image to a latent distribution q(z|x), a coordinate MLP V(k, z) returns the Hartley
 transform of the 3-D map at frequency k; images are modelled as CTF x central slice, shifted. Writes
-RUN/config.yaml, run.log, weights.N.pt and z.N.npz (latent mean/log-variance, original particle order)
-every --checkpoint-every epochs.
+RUN/config.yaml, run.log, provenance.yaml, weights.N.pt and z.N.npz (latent mean/log-variance, original
+particle order) every --checkpoint-every epochs.
 
 examples:
   cryoscape train-vae particles.star --zdim 8 -n 25 -o run/
   cryoscape train-vae particles.mrcs --poses pose.pkl --ctf ctf.pkl --zdim 8 --ind keep.pkl -o run/
-  cryoscape train-vae --resume run/ -n 50 -o run/          # continue to 50 epochs
+  cryoscape train-vae --resume run/ -n 50                 # continue run/ to 50 epochs
+  cryoscape train-vae --resume run/weights.10.pt --lr 3e-5 -o run_lowlr/   # branch from epoch 10
   torchrun --nproc_per_node 4 -m cryoscape.cli.main train-vae particles.star --zdim 8 -o run/
+
+{RUN_FOLDER}
 
 {DIFFERENCES}
 """
@@ -62,13 +84,20 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         help="particle images: .mrcs/.mrc, RELION .star, cryoSPARC .cs or .txt list of stacks "
         "(not needed with --resume)",
     )
-    parser.add_argument("-o", "--outdir", required=True, help="run directory to write")
+    parser.add_argument(
+        "-o", "--outdir", default=None, help="run folder to write (default with --resume: the run resumed)"
+    )
     parser.add_argument(
         "--resume",
         "--load",
         dest="resume",
         metavar="RUN_OR_WEIGHTS",
-        help="continue a run from its latest checkpoint (a run folder) or from a weights.N.pt",
+        help="continue a run from its latest checkpoint (a run folder) or from a weights.N.pt (see below)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run already in the output folder first (see below); default: refuse such a folder",
     )
     add_particle_arguments(parser, positional=False)
 
@@ -111,7 +140,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         dest="loss_radius_px",
         type=float,
         default=None,
-        help="radius of the Fourier disc of the loss, lattice pixels (default D/2 - 1)",
+        help="radius of the Fourier disc of the loss, lattice pixels (default D/2, = the map radius)",
     )
     g.add_argument(
         "--amp",
@@ -141,7 +170,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         dest="volume_radius_px",
         type=float,
         default=None,
-        help="frequency radius of generated maps, pixels (default D/2: the Nyquist sphere)",
+        help="frequency radius of generated maps, pixels (default D/2: Nyquist, = the trained radius)",
     )
     g.add_argument(
         "--device",
@@ -292,8 +321,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         default=m.domain,
         help="decoder output: hartley = pair (H(k), H(-k)) per evaluation on half the frequencies, "
              "fastest per image; hartley_full = cryoDRGN's Hartley decoder (one value, evaluated at k and -k: "
-             "2x the cost per image, the latent organises in fewer epochs); fourier = (Re, Im) on half the "
-             "frequencies, cryoDRGN's Fourier decoder (default %(default)s)",
+             f"2x the cost per image{', the latent tends to organise in fewer epochs' if heterogeneous else ''}); "
+             "fourier = (Re, Im) on half the frequencies, cryoDRGN's Fourier decoder (default %(default)s)",
     )
     g.add_argument(
         "--activation",
@@ -301,6 +330,40 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         choices=("relu", "leaky_relu", "gelu", "silu", "tanh"),
         help="activation (default %(default)s)",
     )
+    _defaults_to_none(parser)
+
+
+def _config_fields() -> set[str]:
+    import dataclasses
+
+    from cryoscape.models.config import ModelConfig
+    from cryoscape.training.config import DataConfig, TrainConfig
+
+    return {f.name for cls in (TrainConfig, DataConfig, ModelConfig) for f in dataclasses.fields(cls)}
+
+
+def _defaults_to_none(parser: argparse.ArgumentParser) -> None:
+    """Options that are config fields default to None (= not given); the help keeps the real default.
+
+    An option left None takes the config default for a new run and the run's own value on ``--resume``, so
+    an explicitly given option is always seen (and applied or refused) and never confused with a default.
+    """
+    fields = _config_fields()
+    for action in parser._actions:
+        if action.dest in fields and action.default is not None:
+            if action.help:
+                action.help = action.help.replace("%(default)s", str(action.default))
+            action.default = None
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The config-field options given on the command line (name -> value)."""
+    resolved = {"data_std", "box_size", "pixel_size_angstrom"}
+    return {
+        name: value
+        for name in sorted(_config_fields() - resolved - {"model", "data"})
+        if (value := getattr(args, name, None)) is not None
+    }
 
 
 def _pick(cls, args: argparse.Namespace, **fixed):
@@ -333,6 +396,9 @@ def config_from_args(args: argparse.Namespace, *, heterogeneous: bool):
         obj = config.data if name == "chunk_size" else config
         if getattr(obj, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(obj, name)}")
+    if config.data.num_workers < 0:
+        raise InputError(f"--num-workers must be >= 0, got {config.data.num_workers}",
+                         fix="0 reads in the main process")
     if not config.lr > 0:
         raise InputError(f"--lr must be positive, got {config.lr}")
     if heterogeneous and model.zdim < 1:
@@ -344,7 +410,7 @@ def config_from_args(args: argparse.Namespace, *, heterogeneous: bool):
 
 
 def run_training(args: argparse.Namespace, *, heterogeneous: bool) -> int:
-    """Build the config from ``args`` (or the run being resumed) and train."""
+    """Build the config from ``args`` (a new run) or the changes to the run being resumed, and train."""
     from cryoscape.errors import InputError
     from cryoscape.training.loop import fit
 
@@ -353,30 +419,18 @@ def run_training(args: argparse.Namespace, *, heterogeneous: bool) -> int:
             "PARTICLES is required (unless --resume is given)",
             fix="give a .mrcs/.star/.cs/.txt particle file",
         )
-    config = config_from_args(args, heterogeneous=heterogeneous)
+    if args.resume is None and args.outdir is None:
+        raise InputError("-o RUN is required for a new run", fix="give the run folder to write with -o")
+    config = config_from_args(args, heterogeneous=heterogeneous)  # also checks the values given
+    from cryoscape.cli.common import check_outputs, particle_inputs
+    check_outputs(inputs=particle_inputs(args), folders=[args.outdir])  # never replace an input
+    changes = given_options(args)
+    kind = "vae" if heterogeneous else "homogeneous"
     if args.resume is not None:
-        import dataclasses
-
-        from cryoscape.runs import find_run
-        from cryoscape.training.config import read_run_config
-
-        saved = read_run_config(find_run(args.resume)[0])
-        # run-control options not given keep the saved run's values
-        keep = {
-            name: getattr(saved, name)
-            for name in ("num_epochs", "checkpoint_every", "log_interval")
-            if getattr(args, name) is None
-        }
-        config = dataclasses.replace(config, **keep)
-        if saved.model.zdim > 0 and not heterogeneous:
-            raise InputError(
-                "the run to resume is a VAE", path=args.resume, fix="use cryoscape train-vae --resume"
-            )
-        if saved.model.zdim == 0 and heterogeneous:
-            raise InputError(
-                "the run to resume is homogeneous", path=args.resume, fix="use cryoscape train-nn --resume"
-            )
-    result = fit(config, args.outdir, resume_from=args.resume)
+        result = fit(None, args.outdir, resume_from=args.resume, changes=changes, overwrite=args.overwrite,
+                     model_kind=kind)
+    else:
+        result = fit(config, args.outdir, changes=changes, overwrite=args.overwrite, model_kind=kind)
     print(f"trained {result.epoch} epochs; results in {result.run.path}")
     return 0
 

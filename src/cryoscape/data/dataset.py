@@ -4,8 +4,9 @@ A :class:`HartleyDataset` wraps a :class:`~cryoscape.data.particles.ParticleSet`
 it reads the images (lazily from a memory-mapped stack, or from an in-memory copy when the stack fits the
 memory budget), optionally inverts them and multiplies them by a soft circular real-space window, takes the
 centred Hartley transform (``geometry.fourier.ht2_center``) and divides by the dataset's standard deviation of
-Hartley values (estimated once on a sample, :func:`estimate_data_std`, and stored in the run configuration so
-that evaluation normalises the same way).
+Hartley values (estimated once on a sample, robust to outlier images: :mod:`cryoscape.data.normalization`,
+re-exported here as :func:`estimate_data_std`; stored in the run configuration so that evaluation normalises
+the same way).
 
 :class:`EpochSampler` produces the batches of one epoch: a random permutation (in-memory data) or
 contiguous-chunk shuffling (lazy data: chunks of consecutive particles in random order, shuffled within each
@@ -26,24 +27,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cryoscape.data.ctf_batch import CTFBatch
+from cryoscape.data.memory import FLOAT32_BYTES, in_memory_bytes, prep_chunk_images
+from cryoscape.data.normalization import estimate_data_std
 from cryoscape.data.particles import ParticleSet
-from cryoscape.errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: Columns of :attr:`Batch.ctf`, in order (the CTFParams field names).
-CTF_COLUMNS = (
-    "pixel_size_angstrom",
-    "defocus_u_angstrom",
-    "defocus_v_angstrom",
-    "defocus_angle_deg",
-    "voltage_kv",
-    "cs_mm",
-    "amplitude_contrast",
-    "phase_shift_deg",
-    "bfactor_angstrom2",
-)
+__all__ = ["Batch", "EpochSampler", "HartleyDataset", "ImagePrep", "choose_in_memory", "estimate_data_std",
+           "in_memory_bytes", "make_loader", "soft_window"]
 
+#: Third word of the batch-order seed ``(seed, epoch, key)``: keeps the shuffling stream apart from any
+#: other random stream seeded with the same run seed. Changing it changes every run's batch order.
+SHUFFLE_STREAM_KEY = 0x5EED
+#: Default inner radius of the soft real-space window (fraction of D/2), as ``DataConfig.window_r``.
+WINDOW_INNER_FRACTION = 0.85
+#: Outer radius of the window, where it reaches 0 (fraction of D/2).
+WINDOW_OUTER_FRACTION = 0.99
 
 @dataclass(frozen=True)
 class Batch:
@@ -59,15 +59,15 @@ class Batch:
         RELION rotation matrices (lattice point ``k`` maps to ``k @ R``).
     shifts_px : torch.Tensor, shape (B, 2), float32, or None
         Shifts (x, y) in pixels; translating the image by ``+shift`` centres the particle.
-    ctf : torch.Tensor, shape (B, 9), float32, or None
-        CTF parameters in the column order :data:`CTF_COLUMNS`.
+    ctf : CTFBatch or None
+        CTF parameters, each (B,) float32.
     """
 
     positions: torch.Tensor
     images: torch.Tensor
     rotations: torch.Tensor | None
     shifts_px: torch.Tensor | None
-    ctf: torch.Tensor | None
+    ctf: CTFBatch | None
 
     def to(self, device: torch.device | str) -> Batch:
         """The batch on ``device``."""
@@ -84,7 +84,11 @@ class Batch:
         )
 
 
-def soft_window(box_size: int, inner_fraction: float = 0.85, outer_fraction: float = 0.99) -> np.ndarray:
+def soft_window(
+    box_size: int,
+    inner_fraction: float = WINDOW_INNER_FRACTION,
+    outer_fraction: float = WINDOW_OUTER_FRACTION,
+) -> np.ndarray:
     """A circular real-space window: 1 inside, a cosine fall to 0 between two radii.
 
     Parameters
@@ -122,7 +126,14 @@ class ImagePrep:
         Inner radius fraction of the window.
     """
 
-    def __init__(self, box_size: int, *, invert: bool = False, window: bool = True, window_r: float = 0.85):
+    def __init__(
+        self,
+        box_size: int,
+        *,
+        invert: bool = False,
+        window: bool = True,
+        window_r: float = WINDOW_INNER_FRACTION,
+    ):
         self.box_size = int(box_size)
         self.invert = bool(invert)
         self.window = torch.from_numpy(soft_window(box_size, window_r)) if window else None
@@ -140,50 +151,12 @@ class ImagePrep:
         return ht2_center(x).to(torch.float32)
 
 
-def estimate_data_std(
-    particles: ParticleSet, prep: ImagePrep, max_images: int = 1000, chunk_size: int = 256
-) -> float:
-    """Standard deviation of the prepared Hartley values over an evenly spaced sample of particles.
-
-    Parameters
-    ----------
-    particles : ParticleSet
-    prep : ImagePrep
-    max_images : int
-        Sample size (evenly spaced positions, so the estimate does not depend on a random state).
-
-    Returns
-    -------
-    float
-        The std (all pixels of the sampled transforms), used to divide every image.
-    """
-    n = len(particles)
-    positions = np.unique(np.linspace(0, n - 1, min(n, max_images)).round().astype(np.int64))
-    total = 0.0
-    total_sq = 0.0
-    count = 0
-    for start in range(0, positions.size, chunk_size):
-        ht = prep(particles.read(positions[start : start + chunk_size])).to(torch.float64)
-        total += float(ht.sum())
-        total_sq += float(ht.square().sum())
-        count += ht.numel()
-    mean = total / count
-    std = math.sqrt(max(total_sq / count - mean * mean, 0.0))
-    if not std > 0 or not math.isfinite(std):
-        raise InputError(
-            f"the particle images have zero or non-finite variance (std {std})",
-            path=getattr(particles.images, "path", None),
-            fix="check that the stack holds particle images",
-        )
-    return std
-
-
 def choose_in_memory(particles: ParticleSet, lazy: bool | None, max_memory_gb: float) -> bool:
-    """Whether to hold the prepared stack in memory: forced by ``lazy``, else by its size (float32 Hartley)."""
+    """Whether to hold the prepared stack in memory: forced by ``lazy``, else when :func:`in_memory_bytes`
+    fits in ``max_memory_gb`` GiB."""
     if lazy is not None:
         return not lazy
-    nbytes = len(particles) * particles.box_size**2 * 4
-    return nbytes <= max_memory_gb * 2**30
+    return in_memory_bytes(len(particles), particles.box_size) <= max_memory_gb * 2**30
 
 
 class HartleyDataset(torch.utils.data.Dataset):
@@ -197,9 +170,11 @@ class HartleyDataset(torch.utils.data.Dataset):
     invert, window, window_r
         Image preparation (see :class:`ImagePrep`).
     in_memory : bool
-        Read and transform the whole set once and keep it (float32, N·D²·4 bytes).
+        Read and transform the whole set once and keep it (float32, N·D²·4 bytes; the peak of loading is
+        ``data.memory.in_memory_bytes``).
     chunk_size : int
-        Images read per call when loading into memory.
+        At most this many images are read per call when loading into memory (chunks are also bounded in bytes,
+        ``data.memory.prep_chunk_images``).
     """
 
     def __init__(
@@ -209,7 +184,7 @@ class HartleyDataset(torch.utils.data.Dataset):
         data_std: float,
         invert: bool = False,
         window: bool = True,
-        window_r: float = 0.85,
+        window_r: float = WINDOW_INNER_FRACTION,
         in_memory: bool = False,
         chunk_size: int = 1024,
     ):
@@ -219,10 +194,7 @@ class HartleyDataset(torch.utils.data.Dataset):
         poses, ctf = particles.poses, particles.ctf
         self._rotations = None if poses is None else torch.from_numpy(poses.rotations.astype(np.float32))
         self._shifts = None if poses is None else torch.from_numpy(poses.shifts_px.astype(np.float32))
-        self._ctf = None
-        if ctf is not None:
-            cols = [np.asarray(getattr(ctf, name), dtype=np.float32) for name in CTF_COLUMNS]
-            self._ctf = torch.from_numpy(np.stack(cols, axis=1))
+        self._ctf = None if ctf is None else CTFBatch.from_params(ctf)
         self._cache: torch.Tensor | None = None
         if in_memory:
             self._cache = self._load_all(chunk_size)
@@ -235,16 +207,24 @@ class HartleyDataset(torch.utils.data.Dataset):
         return len(self.particles)
 
     def _load_all(self, chunk_size: int) -> torch.Tensor:
+        """Read and prepare every image into one (N, D, D) float32 tensor, a bounded chunk at a time.
+
+        The source's memory maps are released after each chunk (``ImageSource.close``), so the pages of the
+        stack file read so far are not kept mapped (resident) next to the prepared copy.
+        """
         from cryoscape.progress import progress
 
         n, d = len(self.particles), self.particles.box_size
+        step = prep_chunk_images(d, chunk_size)
+        release = getattr(self.particles.images, "close", None)
         out = torch.empty((n, d, d), dtype=torch.float32)
-        chunks = self.particles.iter_chunks(chunk_size)
-        for positions, images in progress(
-            chunks, total=math.ceil(n / chunk_size), desc="loading images", unit="chunk", leave=False
-        ):
-            out[positions[0] : positions[-1] + 1] = self.prep(images)
-        log.info("loaded %d images (%.2f GiB) into memory", n, out.numel() * 4 / 2**30)
+        for start in progress(range(0, n, step), total=math.ceil(n / step), desc="loading images", unit="chunk",
+                              leave=False):
+            stop = min(start + step, n)
+            out[start:stop] = self.prep(self.particles.read(np.arange(start, stop)))
+            if release is not None:
+                release()
+        log.info("loaded %d images (%.2f GiB) into memory", n, out.numel() * FLOAT32_BYTES / 2**30)
         return out
 
     def hartley(self, positions: np.ndarray) -> torch.Tensor:
@@ -326,7 +306,7 @@ class EpochSampler:
         """All n positions in this epoch's order (the same on every process)."""
         if not self.shuffle:
             return np.arange(self.n, dtype=np.int64)
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 0x5EED]))
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, SHUFFLE_STREAM_KEY]))
         if self.chunk_size is None or self.chunk_size >= self.n:
             return rng.permutation(self.n).astype(np.int64)
         starts = np.arange(0, self.n, self.chunk_size)

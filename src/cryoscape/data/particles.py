@@ -22,6 +22,7 @@ from cryoscape.io.legacy import read_index
 from cryoscape.io.metadata import read_ctf, read_poses
 from cryoscape.io.records import CTFParams, Poses
 from cryoscape.io.stacks import ImageSource, open_images
+from cryoscape.io.validation import InvalidMetadataError
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ def _metadata_from(path: str | os.PathLike, kind: str, reader, required: bool, *
     """Read poses or CTF from ``path``; a missing table is None unless ``required``."""
     try:
         return reader(path, **kwargs)
+    except InvalidMetadataError:
+        raise  # present but unusable: never silently dropped
     except InputError:
         if required:
             raise
@@ -108,6 +111,8 @@ def load_particles(
     amplitude_contrast: float | None = None,
     require_poses: bool = False,
     require_ctf: bool = False,
+    allow_overfocus: bool = False,
+    allow_mixed_pixel_sizes: bool = False,
 ) -> ParticleSet:
     """Open particles with their poses and CTF, optionally restricted to an index subset.
 
@@ -126,6 +131,11 @@ def load_particles(
         Amplitude contrast for a RELION 3.0 star that lacks ``rlnAmplitudeContrast`` (the file's value wins).
     require_poses, require_ctf
         Raise :class:`InputError` when poses/CTF cannot be found (instead of leaving them None).
+    allow_overfocus
+        Accept CTF defocus ≤ 0 (refused by default as a likely error).
+    allow_mixed_pixel_sizes
+        Accept particles with different pixel sizes (several optics groups); refused by default because a
+        single map voxel size and frequency scale are assumed downstream.
 
     Returns
     -------
@@ -147,7 +157,9 @@ def load_particles(
     ctf_rec = None
     if ctf_src is not None:
         ctf_rec = _metadata_from(ctf_src, "CTF", read_ctf, require_ctf or ctf is not None,
-                                 amplitude_contrast=amplitude_contrast, **kw)
+                                 amplitude_contrast=amplitude_contrast, allow_overfocus=allow_overfocus, **kw)
+        if ctf_rec is not None and not allow_mixed_pixel_sizes:
+            check_single_pixel_size(ctf_rec, ctf_src)
     if require_poses and pose_rec is None:
         raise InputError("no poses found", path=particles,
                          fix="give --poses with a RELION .star, cryoSPARC .cs or cryoDRGN pose .pkl")
@@ -172,6 +184,27 @@ def load_particles(
         return full
     index = load_index(ind, n)
     return full.subset(index)
+
+
+def check_single_pixel_size(ctf: CTFParams, path: str | os.PathLike | None, rtol: float = 1e-4) -> None:
+    """Refuse CTF parameters whose pixel sizes differ (e.g. optics groups of different magnification).
+
+    Raises
+    ------
+    InvalidMetadataError
+        Naming each pixel size with its particle count and the first particle of the minority size.
+    """
+    pixel = ctf.pixel_size_angstrom
+    if pixel.size == 0 or np.allclose(pixel, pixel[0], rtol=rtol, atol=0):
+        return
+    sizes, first, counts = np.unique(pixel, return_index=True, return_counts=True)
+    shown = ", ".join(f"{v:.5g} Å × {c}" for v, c in list(zip(sizes, counts))[:6])
+    minority = int(first[np.argmin(counts)])
+    raise InvalidMetadataError(
+        f"the particles have {sizes.size} different pixel sizes ({shown}; e.g. particle {minority}, 0-based); "
+        "one map voxel size cannot describe them", path=path,
+        fix="bring all particles to one pixel size (cryoscape downsample each optics group to a common Å/px) "
+            "or use one optics group (--ind)")
 
 
 def load_index(ind: str | os.PathLike | np.ndarray, n: int) -> np.ndarray:

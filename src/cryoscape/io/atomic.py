@@ -14,11 +14,32 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read without changing it where ``/proc`` allows)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read by setting and restoring (not thread-safe, but brief)
+    os.umask(mask)
+    return mask
+
+
 def temporary_sibling(path: Path) -> Path:
-    """A new empty temporary file next to ``path`` (same folder, so the final rename is atomic)."""
+    """A new empty temporary file next to ``path`` (same folder, so the final rename is atomic).
+
+    ``mkstemp`` creates the file with mode 0600; it is given the mode an ordinary ``open`` would give
+    (0666 minus the umask), so results are readable by whoever the user's umask allows.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     return Path(tmp)
 
 

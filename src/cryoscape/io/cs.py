@@ -19,6 +19,7 @@ import numpy as np
 
 from cryoscape.errors import InputError
 from cryoscape.io.atomic import atomic_open
+from cryoscape.io.validation import InvalidMetadataError
 
 
 def read_cs(path: str | os.PathLike) -> np.ndarray:
@@ -40,13 +41,38 @@ def read_cs(path: str | os.PathLike) -> np.ndarray:
         raise InputError("cryoSPARC file not found", path=path, fix="check the path")
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"not a readable cryoSPARC .cs file ({exc})", path=path,
+    except Exception as exc:  # a damaged header makes numpy raise parser errors of many kinds
+        detail = " ".join(str(exc).split())[:200]
+        raise InputError(f"not a readable cryoSPARC .cs file ({type(exc).__name__}: {detail})", path=path,
                          fix="give a .cs file exported by cryoSPARC") from exc
     if not isinstance(array, np.ndarray) or array.dtype.names is None or array.ndim != 1:
         raise InputError("not a cryoSPARC .cs file: expected a 1-D structured array", path=path,
                          fix="give a .cs file exported by cryoSPARC")
+    _check_field_types(array, path)
     return array
+
+
+# numeric fields cryoscape reads, with the number of values each row holds
+_NUMERIC_FIELDS = {"blob/idx": 1, "blob/shape": 2, "blob/psize_A": 1, "alignments3D/pose": 3,
+                   "alignments3D/shift": 2, "alignments3D/psize_A": 1, "ctf/df1_A": 1, "ctf/df2_A": 1,
+                   "ctf/df_angle_rad": 1, "ctf/accel_kv": 1, "ctf/cs_mm": 1, "ctf/amp_contrast": 1,
+                   "ctf/phase_shift_rad": 1, "ctf/bfactor": 1}
+
+
+def _check_field_types(array: np.ndarray, path: Path) -> None:
+    """Refuse known fields stored with a non-numeric type or the wrong number of values per row."""
+    for name, size in _NUMERIC_FIELDS.items():
+        if name not in array.dtype.names:
+            continue
+        field = array.dtype[name]
+        base = field.base if field.subdtype is not None else field
+        count = int(np.prod(field.shape)) if field.shape else 1
+        if base.kind not in "fiub" or count != size:
+            raise InvalidMetadataError(f"field {name} has type {field}, expected {size} number(s) per particle",
+                                       path=path, fix="re-export the particles from cryoSPARC")
+    if "blob/path" in array.dtype.names and array.dtype["blob/path"].kind not in "SU":
+        raise InvalidMetadataError(f"field blob/path has type {array.dtype['blob/path']}, expected text",
+                                   path=path, fix="re-export the particles from cryoSPARC")
 
 
 def write_cs(path: str | os.PathLike, array: np.ndarray) -> Path:
@@ -76,6 +102,10 @@ def blob_paths(array: np.ndarray, path: str | os.PathLike | None = None) -> np.n
     require_fields(array, ["blob/path", "blob/idx"], path, "particle images")
     raw = array["blob/path"]
     unique, inverse = np.unique(raw, return_inverse=True)
-    decoded = np.array([(u.decode() if isinstance(u, bytes) else str(u)).lstrip(">") for u in unique],
-                       dtype=object)
+    try:
+        decoded = np.array([(u.decode() if isinstance(u, bytes) else str(u)).lstrip(">") for u in unique],
+                           dtype=object)
+    except UnicodeDecodeError as exc:
+        raise InvalidMetadataError(f"blob/path holds a name that is not text ({exc.object[:40]!r})", path=path,
+                                   fix="re-export the particles from cryoSPARC") from None
     return decoded[inverse.reshape(-1)]

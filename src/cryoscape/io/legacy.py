@@ -34,6 +34,7 @@ import numpy as np
 from cryoscape.errors import InputError
 from cryoscape.io.atomic import atomic_open
 from cryoscape.io.records import CTFParams, Poses
+from cryoscape.io.validation import check_ctf, check_poses
 
 PICKLE_PROTOCOL = 4
 
@@ -95,8 +96,9 @@ def load_pickle(path: str | os.PathLike) -> Any:
                          fix="only pickles of numpy arrays/tuples (cryoDRGN pose, CTF, index, z files) are "
                              "accepted") from exc
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            MemoryError) as exc:
-        raise InputError(f"not a readable pickle ({type(exc).__name__}: {exc})", path=path,
+            MemoryError, OverflowError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise InputError(f"not a readable pickle ({type(exc).__name__}: {detail})", path=path,
                          fix="check that the file is a complete cryoDRGN .pkl") from exc
 
 
@@ -155,7 +157,7 @@ def read_pose_pickle(path: str | os.PathLike, box_size: int) -> Poses:
             raise InputError(f"translations must have shape ({rot.shape[0]}, 2), got {trans.shape}",
                              path=path, fix="give a cryoDRGN pose pickle")
         shifts = trans * int(box_size)
-    return Poses(rotations=rot, shifts_px=shifts, box_size=int(box_size))
+    return check_poses(Poses(rotations=rot, shifts_px=shifts, box_size=int(box_size)), path)
 
 
 def write_pose_pickle(path: str | os.PathLike, poses: Poses) -> Path:
@@ -166,21 +168,26 @@ def write_pose_pickle(path: str | os.PathLike, poses: Poses) -> Path:
     return _save_pickle(path, (rot, trans))
 
 
-def read_ctf_pickle(path: str | os.PathLike) -> CTFParams:
-    """Read a cryoDRGN CTF pickle (N, 9) into :class:`CTFParams` (the box must be the same for all rows)."""
+def read_ctf_pickle(path: str | os.PathLike, allow_overfocus: bool = False) -> CTFParams:
+    """Read a cryoDRGN CTF pickle (N, 9) into :class:`CTFParams` (the box must be the same for all rows).
+
+    The values are checked by :func:`cryoscape.io.validation.check_ctf` (``allow_overfocus`` accepts
+    defocus ≤ 0, e.g. a zero-defocus dummy CTF).
+    """
     path = Path(path)
     arr = _float_array(load_pickle(path), path, "CTF parameters")
     if arr.ndim != 2 or arr.shape[1] != 9:
         raise InputError(f"a cryoDRGN CTF pickle is an (N, 9) array, got shape {arr.shape}", path=path,
                          fix="give the .pkl written by cryoDRGN parse_ctf_star/parse_ctf_csparc")
     boxes = np.unique(arr[:, 0])
-    if boxes.size != 1 or boxes[0] <= 0 or boxes[0] != np.round(boxes[0]):
+    if boxes.size != 1 or not np.isfinite(boxes[0]) or boxes[0] <= 0 or boxes[0] != np.round(boxes[0]):
         raise InputError(f"column 0 (box size) must hold one positive integer, got {boxes[:5].tolist()}",
                          path=path, fix="all particles of one CTF file must share a box size")
-    return CTFParams(
+    ctf = CTFParams(
         pixel_size_angstrom=arr[:, 1], defocus_u_angstrom=arr[:, 2], defocus_v_angstrom=arr[:, 3],
         defocus_angle_deg=arr[:, 4], voltage_kv=arr[:, 5], cs_mm=arr[:, 6], amplitude_contrast=arr[:, 7],
         phase_shift_deg=arr[:, 8], box_size=int(boxes[0]))
+    return check_ctf(ctf, path, allow_overfocus=allow_overfocus)
 
 
 def ctf_to_array(ctf: CTFParams) -> np.ndarray:
@@ -198,7 +205,11 @@ def write_ctf_pickle(path: str | os.PathLike, ctf: CTFParams) -> Path:
 
 
 def _as_index_array(values: np.ndarray, path: Path) -> np.ndarray:
-    values = np.asarray(values)
+    try:
+        values = np.asarray(values)
+    except (ValueError, TypeError):
+        raise InputError(f"not an index list: a {type(values).__name__} of mixed items", path=path,
+                         fix="an index file holds a 1-D list of 0-based integers") from None
     if values.ndim != 1:
         raise InputError(f"an index file holds a 1-D list of integers, got shape {values.shape}", path=path,
                          fix="write one 0-based index per entry")
@@ -235,7 +246,12 @@ def read_index(path: str | os.PathLike) -> np.ndarray:
             raise InputError(f"not a numeric .npy file ({exc})", path=path,
                              fix="save indices with numpy.save") from exc
         return _as_index_array(values, path)
-    tokens = path.read_text().split()
+    try:
+        tokens = path.read_text().split()
+    except UnicodeDecodeError:
+        raise InputError("not a text file of indices (binary content)", path=path,
+                         fix="a .txt index file holds 0-based integers separated by whitespace; "
+                             "use .npy or .pkl for binary files") from None
     try:
         values = np.array([int(t) for t in tokens], dtype=np.int64)
     except ValueError:

@@ -26,6 +26,7 @@ from cryoscape.io.cs import read_cs, require_fields
 from cryoscape.io.legacy import read_ctf_pickle, read_pose_pickle
 from cryoscape.io.records import CTFParams, Poses
 from cryoscape.io.star import StarData, read_star
+from cryoscape.io.validation import InvalidMetadataError, check_ctf, check_poses
 
 _EULER_COLUMNS = ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]
 
@@ -62,8 +63,9 @@ def _single(values: np.ndarray | None, what: str, path: Path) -> float | None:
         return None
     unique = np.unique(values.astype(np.float64))
     if unique.size != 1:
-        raise InputError(f"particles have different {what}s {unique[:6].tolist()}", path=path,
-                         fix=f"split the file into subsets with one {what}")
+        raise InvalidMetadataError(f"particles have different values of {what}: {unique[:6].tolist()}", path=path,
+                         fix=f"bring them to one box with cryoscape downsample, or split the file into subsets "
+                             f"with one {what}")
     return float(unique[0])
 
 
@@ -90,42 +92,43 @@ def _star_pixel_sizes(star: StarData, pixel_size_angstrom: float | None, path: P
     if pixel_size_angstrom is not None and not np.allclose(pixel, pixel_size_angstrom, rtol=1e-4, atol=0):
         warnings.warn(f"{path}: the file gives pixel sizes {np.unique(pixel)[:6].tolist()} Å; the value "
                       f"{pixel_size_angstrom:g} passed in is ignored", stacklevel=3)
-    if not np.all(np.isfinite(pixel) & (pixel > 0)):
-        raise InputError("the pixel sizes in the file are not all positive", path=path,
-                         fix="fix the optics table")
+    bad = np.flatnonzero(~(np.isfinite(pixel) & (pixel > 0)))
+    if bad.size:
+        raise InvalidMetadataError(f"{star.row_label(int(bad[0]))}: pixel size {pixel[bad[0]]:g} Å is not positive",
+                         path=path, fix="fix the pixel size in the optics table")
     return pixel
 
 
 def _star_poses(path: Path, box_size: int | None, pixel_size_angstrom: float | None) -> Poses:
     star = read_star(path)
     _require_columns(star, _EULER_COLUMNS, path, "poses")
-    angles_deg = np.stack([star.values(c).astype(np.float64) for c in _EULER_COLUMNS], axis=1)
+    angles_deg = np.stack([star.numeric(c) for c in _EULER_COLUMNS], axis=1)
     rotations = euler_to_matrix(np.deg2rad(angles_deg))
     box = _star_box(star, box_size, path)
     if star.has("rlnOriginXAngst") or star.has("rlnOriginYAngst"):
         _require_columns(star, ["rlnOriginXAngst", "rlnOriginYAngst"], path, "shifts")
         pixel = _star_pixel_sizes(star, pixel_size_angstrom, path)
-        origin_angstrom = np.stack([star.values("rlnOriginXAngst"), star.values("rlnOriginYAngst")], axis=1)
-        shifts = origin_angstrom.astype(np.float64) / pixel[:, None]
+        origin_angstrom = np.stack([star.numeric("rlnOriginXAngst"), star.numeric("rlnOriginYAngst")], axis=1)
+        shifts = origin_angstrom / pixel[:, None]
     elif star.has("rlnOriginX") or star.has("rlnOriginY"):
         _require_columns(star, ["rlnOriginX", "rlnOriginY"], path, "shifts")
-        shifts = np.stack([star.values("rlnOriginX"), star.values("rlnOriginY")], axis=1).astype(np.float64)
+        shifts = np.stack([star.numeric("rlnOriginX"), star.numeric("rlnOriginY")], axis=1)
     else:
         warnings.warn(f"{path}: no rlnOriginXAngst/YAngst or rlnOriginX/Y columns; shifts set to 0",
                       stacklevel=3)
         shifts = np.zeros((len(star), 2))
-    return Poses(rotations=rotations, shifts_px=shifts, box_size=box)
+    return check_poses(Poses(rotations=rotations, shifts_px=shifts, box_size=box), path, star.row_label)
 
 
 def _star_ctf(path: Path, box_size: int | None, pixel_size_angstrom: float | None,
-              amplitude_contrast: float | None) -> CTFParams:
+              amplitude_contrast: float | None, allow_overfocus: bool) -> CTFParams:
     star = read_star(path)
     _require_columns(star, ["rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnVoltage",
                             "rlnSphericalAberration"], path, "CTF parameters")
     n = len(star)
     box = _star_box(star, box_size, path)
     pixel = _star_pixel_sizes(star, pixel_size_angstrom, path)
-    w = star.values("rlnAmplitudeContrast")
+    w = star.numeric("rlnAmplitudeContrast")
     if w is None:
         w = np.full(n, _fill(None, amplitude_contrast, "amplitude contrast (rlnAmplitudeContrast)", path,
                              "give it with --amplitude-contrast, e.g. 0.1"))
@@ -134,14 +137,15 @@ def _star_ctf(path: Path, box_size: int | None, pixel_size_angstrom: float | Non
                       "passed in is ignored", stacklevel=3)
 
     def column(name: str, default: float = 0.0) -> np.ndarray:
-        values = star.values(name)
-        return np.full(n, default) if values is None else values.astype(np.float64)
+        values = star.numeric(name)
+        return np.full(n, default) if values is None else values
 
-    return CTFParams(
+    ctf = CTFParams(
         pixel_size_angstrom=pixel, defocus_u_angstrom=column("rlnDefocusU"),
         defocus_v_angstrom=column("rlnDefocusV"), defocus_angle_deg=column("rlnDefocusAngle"),
         voltage_kv=column("rlnVoltage"), cs_mm=column("rlnSphericalAberration"), amplitude_contrast=w,
         phase_shift_deg=column("rlnPhaseShift"), bfactor_angstrom2=column("rlnCtfBfactor"), box_size=box)
+    return check_ctf(ctf, path, star.row_label, allow_overfocus)
 
 
 def _cs_box(array: np.ndarray, box_size: int | None, path: Path) -> int:
@@ -150,7 +154,7 @@ def _cs_box(array: np.ndarray, box_size: int | None, path: Path) -> int:
     if shape is not None and shape.size:
         shape = np.asarray(shape).reshape(len(array), -1)
         if np.any(shape[:, 0] != shape[:, -1]):
-            raise InputError("blob/shape says the particle images are not square", path=path,
+            raise InvalidMetadataError("blob/shape says the particle images are not square", path=path,
                              fix="re-extract the particles with a square box")
     box = _single(None if shape is None or not shape.size else shape[:, 0], "box size (blob/shape)", path)
     return int(_fill(box, box_size, "box size (blob/shape)", path,
@@ -171,10 +175,12 @@ def _cs_poses(path: Path, box_size: int | None) -> Poses:
         # shifts are measured in pixels of the alignment; express them in pixels of the images (blob)
         shifts = shifts * (array["alignments3D/psize_A"].astype(np.float64)
                            / array["blob/psize_A"].astype(np.float64))[:, None]
-    return Poses(rotations=rotations, shifts_px=shifts, box_size=_cs_box(array, box_size, path))
+    return check_poses(Poses(rotations=rotations, shifts_px=shifts, box_size=_cs_box(array, box_size, path)),
+                       path)
 
 
-def _cs_ctf(path: Path, box_size: int | None, pixel_size_angstrom: float | None) -> CTFParams:
+def _cs_ctf(path: Path, box_size: int | None, pixel_size_angstrom: float | None,
+            allow_overfocus: bool) -> CTFParams:
     array = read_cs(path)
     fields = ["ctf/df1_A", "ctf/df2_A", "ctf/df_angle_rad", "ctf/accel_kv", "ctf/cs_mm", "ctf/amp_contrast"]
     require_fields(array, fields, path, "CTF parameters")
@@ -192,13 +198,14 @@ def _cs_ctf(path: Path, box_size: int | None, pixel_size_angstrom: float | None)
     def field(name: str) -> np.ndarray:
         return array[name].astype(np.float64) if name in names else np.zeros(n)
 
-    return CTFParams(
+    ctf = CTFParams(
         pixel_size_angstrom=pixel, defocus_u_angstrom=field("ctf/df1_A"),
         defocus_v_angstrom=field("ctf/df2_A"), defocus_angle_deg=np.rad2deg(field("ctf/df_angle_rad")),
         voltage_kv=field("ctf/accel_kv"),
         cs_mm=field("ctf/cs_mm"), amplitude_contrast=field("ctf/amp_contrast"),
         phase_shift_deg=np.rad2deg(field("ctf/phase_shift_rad")), bfactor_angstrom2=field("ctf/bfactor"),
         box_size=_cs_box(array, box_size, path))
+    return check_ctf(ctf, path, allow_overfocus=allow_overfocus)
 
 
 def read_poses(path: str | os.PathLike, box_size: int | None = None,
@@ -225,7 +232,9 @@ def read_poses(path: str | os.PathLike, box_size: int | None = None,
     Raises
     ------
     InputError
-        Missing file or columns (named in the message), 2-D-only cryoSPARC alignments, unknown box size.
+        Missing file or columns (named in the message), 2-D-only cryoSPARC alignments, unknown box size;
+        :class:`~cryoscape.io.validation.InvalidMetadataError` for non-finite values or rotations that are not
+        orthonormal with determinant +1 (the message names the particle or STAR line).
     """
     path = Path(path)
     kind = _kind(path)
@@ -237,7 +246,7 @@ def read_poses(path: str | os.PathLike, box_size: int | None = None,
 
 
 def read_ctf(path: str | os.PathLike, box_size: int | None = None, pixel_size_angstrom: float | None = None,
-             amplitude_contrast: float | None = None) -> CTFParams:
+             amplitude_contrast: float | None = None, allow_overfocus: bool = False) -> CTFParams:
     """Read CTF parameters from a RELION ``.star``, cryoSPARC ``.cs`` or cryoDRGN CTF ``.pkl``.
 
     Parameters
@@ -248,6 +257,8 @@ def read_ctf(path: str | os.PathLike, box_size: int | None = None, pixel_size_an
         Used when the file does not give them (RELION 3.0 stars have no box size).
     amplitude_contrast
         Used when a STAR file has no ``rlnAmplitudeContrast`` column (some RELION 3.0 files).
+    allow_overfocus
+        Accept defocus ≤ 0 (see :func:`cryoscape.io.validation.check_ctf`).
 
     Returns
     -------
@@ -258,15 +269,17 @@ def read_ctf(path: str | os.PathLike, box_size: int | None = None, pixel_size_an
     Raises
     ------
     InputError
-        Missing file or columns (named in the message), unknown box or pixel size or amplitude contrast.
+        Missing file or columns (named in the message), unknown box or pixel size or amplitude contrast;
+        :class:`~cryoscape.io.validation.InvalidMetadataError` for unusable values (NaN/inf, voltage or pixel
+        size ≤ 0, defocus ≤ 0 unless ``allow_overfocus``; the message names the particle or STAR line).
     """
     path = Path(path)
     kind = _kind(path)
     if kind == ".star":
-        return _star_ctf(path, box_size, pixel_size_angstrom, amplitude_contrast)
+        return _star_ctf(path, box_size, pixel_size_angstrom, amplitude_contrast, allow_overfocus)
     if kind == ".cs":
-        return _cs_ctf(path, box_size, pixel_size_angstrom)
-    ctf = read_ctf_pickle(path)
+        return _cs_ctf(path, box_size, pixel_size_angstrom, allow_overfocus)
+    ctf = read_ctf_pickle(path, allow_overfocus=allow_overfocus)
     _fill(ctf.box_size, box_size, "box size", path, "", warn=False)
     if pixel_size_angstrom is not None and not np.allclose(ctf.pixel_size_angstrom, pixel_size_angstrom,
                                                            rtol=1e-4, atol=0):

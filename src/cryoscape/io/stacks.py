@@ -271,6 +271,8 @@ def _from_star(path: Path, datadir: Path | None) -> ImageSource:
 
 def _from_cs(path: Path, datadir: Path | None) -> ImageSource:
     array = read_cs(path)
+    if len(array) == 0:
+        raise InputError("the .cs file lists no particles", path=path, fix="give a .cs file with particles")
     names = blob_paths(array, path)
     readers, locations, file_index = _open_readers(names, path, datadir, "cryoSPARC file", "row")
     image_index = array["blob/idx"].astype(np.int64)
@@ -280,7 +282,11 @@ def _from_cs(path: Path, datadir: Path | None) -> ImageSource:
 
 
 def _from_txt(path: Path, datadir: Path | None) -> ImageSource:
-    lines = [line.strip() for line in path.read_text().splitlines()]
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    except UnicodeDecodeError:
+        raise InputError("not a text list of image stacks (binary content)", path=path,
+                         fix="a .txt particle list holds one .mrcs path per line") from None
     entries = [(i + 1, line) for i, line in enumerate(lines) if line and not line.startswith("#")]
     if not entries:
         raise InputError("the text file lists no image stacks", path=path,

@@ -1,11 +1,10 @@
 """Architecture of the neural models (flag = field = yaml key).
 
 :class:`ModelConfig` holds every choice that determines the shapes and the function of the encoder and
-decoder.
-Field names equal the command-line flags with dashes replaced by underscores (``--enc-dim`` ↔ ``enc_dim``)
-and the
-yaml keys of a run's ``config.yaml``; where the concept is the same as in cryoDRGN the name is cryoDRGN's.
-The box size is not part of the config (it comes from the data) and is passed when a model is built.
+decoder. Field names equal the command-line flags with dashes replaced by underscores (``--enc-dim`` ↔
+``enc_dim``) and the yaml keys of a run's ``config.yaml``; where the concept is the same as in cryoDRGN the
+name is cryoDRGN's. The box size is not part of the config (it comes from the data) and is passed when a model
+is built.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryoscape.configio import dataclass_from_mapping
 from cryoscape.errors import InputError
 
 #: Positional encodings of the decoder's input coordinates (see :mod:`cryoscape.models.positional`).
@@ -40,7 +40,9 @@ class ModelConfig:
         Width and number of hidden residual layers of the encoder MLP (cryoDRGN ``--enc-dim``,
         ``--enc-layers``): Linear(in, enc_dim), ``enc_layers`` residual layers, Linear(enc_dim, 2·zdim).
     dec_dim, dec_layers : int
-        Width and number of hidden residual layers of the decoder MLP (same structure, output 2 values).
+        Width and number of hidden residual layers of the decoder MLP (same structure); its output layer gives
+        2 values per point for ``hartley`` (H(k), H(-k)) and ``fourier`` (Re F(k), Im F(k)), and 1 value, H(k),
+        for ``hartley_full``.
     pe_type : str
         Positional encoding, one of :data:`PE_TYPES`. Default ``"gaussian"``: random Fourier features with
         standard deviation ``feat_sigma``, the default of cryoDRGN's train_vae (so our defaults learn at least
@@ -108,11 +110,6 @@ class ModelConfig:
             raise InputError(f"model setting enc_mask_radius_px={self.enc_mask_radius_px!r} must be positive "
                              "or null")
 
-    @property
-    def heterogeneous(self) -> bool:
-        """True when the model has a latent space (zdim > 0)."""
-        return self.zdim > 0
-
     def resolved_pe_dim(self, box_size: int) -> int:
         """Number of frequencies per axis for this box: ``pe_dim`` or box_size // 2."""
         return self.pe_dim if self.pe_dim is not None else box_size // 2
@@ -127,10 +124,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], path: str | None = None) -> ModelConfig:
-        """Build from a mapping (e.g. a yaml section); unknown keys raise :class:`InputError`."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"unknown model setting(s) {', '.join(unknown)}", path=path,
-                             fix=f"known settings: {', '.join(sorted(known))}")
-        return cls(**dict(values))
+        """Build from a mapping (the ``model`` section of a ``config.yaml`` or checkpoint).
+
+        Unknown keys, values of the wrong type and invalid values raise :class:`InputError` naming ``path``
+        (see :func:`cryoscape.configio.dataclass_from_mapping`).
+        """
+        return dataclass_from_mapping(cls, values, path=path, section="model")

@@ -171,6 +171,18 @@ def cryodrgn_model_config(cfg: Mapping[str, Any], source: str | None = None) -> 
     return config, box
 
 
+def _copy(target: torch.Tensor, value: torch.Tensor, what: str, source: str | None) -> None:
+    """``target.copy_(value)``, or an InputError naming the layer when the shapes differ (config ≠ weights)."""
+    if tuple(target.shape) != tuple(value.shape):
+        raise InputError(
+            f"weights do not match the config: the {what} is {tuple(value.shape)} in the weights but "
+            f"{tuple(target.shape)} for the config's sizes",
+            path=source,
+            fix="give the config.yaml written by the same run as the weights",
+        )
+    target.copy_(value)
+
+
 def _mlp_layers(state: Mapping[str, torch.Tensor], prefix: str) -> list[tuple[torch.Tensor, torch.Tensor,
 bool]]:
     """Layers (weight (out, in), bias (out,), residual) of a cryoDRGN ResidLinearMLP/MLP at ``prefix +
@@ -254,6 +266,9 @@ def import_cryodrgn(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tenso
     enc_layers = _mlp_layers(state_dict, "encoder.") if hetero else []
     if hetero and len(enc_layers) != config.enc_layers + 2:
         problems.append(f"encoder has {len(enc_layers)} layers, config says {config.enc_layers} + 2")
+    has_rand_freqs = any(key.endswith("rand_freqs") for key in state_dict)
+    if has_rand_freqs and config.pe_type != "gaussian":
+        problems.append(f"the weights hold a gaussian encoding (rand_freqs), the config says pe_type={config.pe_type}")
     if problems:
         raise InputError("weights do not match the config: " + "; ".join(problems), path=source,
                          fix="give the config.yaml written by the same run")
@@ -268,7 +283,7 @@ def import_cryodrgn(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tenso
             if key not in state_dict:
                 raise InputError(f"gaussian encoding but no {key} in the weights", path=source)
             rand = state_dict[key].detach().to(torch.float64)
-            decoder.pe.freqs.copy_((rand * (box // 2)).T.to(torch.float32))
+            _copy(decoder.pe.freqs, (rand * (box // 2)).T.to(torch.float32), "rand_freqs", source)
         # ---- decoder
         w0, b0, res0 = dec_layers[0]
         w0 = _with_identity(w0, res0)
@@ -283,15 +298,15 @@ def import_cryodrgn(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tenso
         b_out = b_out.clone()
         # hartley_full: adds the offset to H; fourier: to Re, hence to both Re − Im and Re + Im
         b_out[0] += offset
-        decoder.input_coords.weight.copy_(w_pe)
-        decoder.input_coords.bias.copy_(b0)
+        _copy(decoder.input_coords.weight, w_pe, "decoder first layer (positional features)", source)
+        _copy(decoder.input_coords.bias, b0, "decoder first-layer bias", source)
         if hetero:
-            decoder.input_z.weight.copy_(w_z)
+            _copy(decoder.input_z.weight, w_z, "decoder first layer (z)", source)
         for layer, (w, b) in zip(decoder.hidden, hidden, strict=True):
-            layer.weight.copy_(w)
-            layer.bias.copy_(b)
-        decoder.output.weight.copy_(w_out)
-        decoder.output.bias.copy_(b_out)
+            _copy(layer.weight, w, "decoder hidden layer", source)
+            _copy(layer.bias, b, "decoder hidden-layer bias", source)
+        _copy(decoder.output.weight, w_out, "decoder output layer", source)
+        _copy(decoder.output.bias, b_out, "decoder output bias", source)
         # ---- encoder
         if hetero:
             _load_encoder(model, enc_layers, cfg, box, offset, source)
@@ -343,11 +358,11 @@ Any],
     # cryoDRGN input = ours − offset at every input point
     b_in = b0 - offset * w0.sum(dim=1)
     enc = model.encoder
-    enc.input.weight.copy_(w_in)
-    enc.input.bias.copy_(b_in)
+    _copy(enc.input.weight, w_in, "encoder input layer", source)
+    _copy(enc.input.bias, b_in, "encoder input bias", source)
     for layer, (w, b, r) in zip(enc.hidden, layers[1:-1], strict=True):
-        layer.weight.copy_(_hidden_weight(w, r))
-        layer.bias.copy_(b)
+        _copy(layer.weight, _hidden_weight(w, r), "encoder hidden layer", source)
+        _copy(layer.bias, b, "encoder hidden-layer bias", source)
     w_out, b_out, res_out = layers[-1]
-    enc.output.weight.copy_(_with_identity(w_out, res_out))
-    enc.output.bias.copy_(b_out)
+    _copy(enc.output.weight, _with_identity(w_out, res_out), "encoder output layer", source)
+    _copy(enc.output.bias, b_out, "encoder output bias", source)

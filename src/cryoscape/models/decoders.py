@@ -37,6 +37,12 @@ from cryoscape.models.config import ModelConfig
 from cryoscape.models.positional import PositionalEncoding
 from cryoscape.models.precision import reduced_dtype
 
+#: Rows (latents × points) of one network call when decoding volumes: bounds the memory of the activations.
+DEFAULT_BATCH_POINTS = 65536
+#: Added to a squared radius (px²) so that lattice points exactly on a sphere's edge count as inside
+#: despite rounding.
+RADIUS_TOLERANCE_PX2 = 1e-9
+
 
 def make_activation(name: str) -> nn.Module:
     """The activation module for a :data:`~cryoscape.models.config.ACTIVATIONS` name."""
@@ -52,8 +58,9 @@ class _ResidualReLU(torch.autograd.Function):
     The forward gives the values of ``nn.Linear`` then ``+ h`` then ``relu`` (same operations, same order) with
     the residual and activation applied in place in the matmul's output buffer; the backward folds the
     residual gradient into the matrix product (``g + g @ W``, one rounding instead of two in bf16) and takes
-    the ReLU mask from the saved output. Fewer large temporaries per layer: the 256×3 decoder's training step
-    at box 64 is ~5 % faster on CPU (tests compare values and gradients with the plain composition).
+    the ReLU mask from the saved output. Fewer large temporaries per layer, so the training step is faster on
+    CPU (figures: ``benchmarks/train_throughput.py`` → ``benchmarks/results/train_throughput.json``); tests
+    compare values and gradients with the plain composition.
     """
 
     @staticmethod
@@ -153,10 +160,10 @@ class Decoder(nn.Module):
 
         ``nn.Linear`` draws weights and bias from U(−1/√fan_in, 1/√fan_in); separately initialised, the z
         projection (fan_in = zdim) starts ~√(features/zdim) times larger than in the concatenated layer.
-        Used for ``hartley_full``, whose per-epoch latent accuracy then follows cryoDRGN's (5k hinge, seeds
-        1–2: |Spearman| 0.916/0.910 after 5 epochs, vs 0.903/0.901 with separate init and 0.923/0.918 for
-        cryoDRGN). The pair domains keep the separate init their accuracy benchmarks were run with (the joint
-        one made no consistent difference there).
+        Used for ``hartley_full``, whose per-epoch latent accuracy then follows cryoDRGN's (figures:
+        ``benchmarks/vs_cryodrgn.py`` → ``benchmarks/results/vs_cryodrgn_seeds.json``). The pair domains keep
+        the separate init their accuracy benchmarks were run with (the joint one made no consistent difference
+        there).
         """
         bound = 1.0 / (self.pe.out_dim + self.zdim) ** 0.5
         with torch.no_grad():
@@ -236,7 +243,7 @@ class Decoder(nn.Module):
     # ------------------------------------------------------------------ volumes
     @torch.no_grad()
     def eval_hartley_volumes(self, z: torch.Tensor | None = None, box_size: int | None = None,
-                             radius_px: float | None = None, batch_points: int = 65536,
+                             radius_px: float | None = None, batch_points: int = DEFAULT_BATCH_POINTS,
                              amp: bool = False) -> torch.Tensor:
         """Centred Hartley transforms (N, D, D, D) of the volumes at latents ``z`` (zero outside the sphere).
 
@@ -258,7 +265,7 @@ class Decoder(nn.Module):
                 raise ValueError("this decoder is homogeneous (zdim=0): pass z=None")
             n_vol = 1
         j = grid_offsets_3d(D, device)
-        inside = (j.double() ** 2).sum(-1) <= radius**2 + 1e-9
+        inside = (j.double() ** 2).sum(-1) <= radius**2 + RADIUS_TOLERANCE_PX2
         flip = flip_to_canonical(j)
         mirror_on_grid = (j > -(D // 2)).all(-1)  # -j has all components <= D/2 - 1
         flat = torch.arange(D**3, device=device)
@@ -278,7 +285,7 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def pairs_at_canonical_points(self, k: torch.Tensor, z: torch.Tensor | None = None,
-                                  batch_points: int = 65536, amp: bool = False) -> torch.Tensor:
+                                  batch_points: int = DEFAULT_BATCH_POINTS, amp: bool = False) -> torch.Tensor:
         """Hartley pairs (N, P, 2) float32 at canonical points ``k`` (P, 3) for every latent of ``z`` (N, zdim).
 
         The inference path of :meth:`forward` for many latents at the same points: the positional encoding
@@ -342,7 +349,7 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def eval_volumes(self, z: torch.Tensor | None = None, box_size: int | None = None,
-                     radius_px: float | None = None, batch_points: int = 65536,
+                     radius_px: float | None = None, batch_points: int = DEFAULT_BATCH_POINTS,
                      scale: float = 1.0, amp: bool = False) -> torch.Tensor:
         """Real-space volumes (N, D, D, D) float32, indexed [z, y, x], at latents ``z``.
 
@@ -365,7 +372,8 @@ class Decoder(nn.Module):
         amp : bool
             Run the network's linear layers under autocast (bf16 on CPU, see
             :func:`cryoscape.models.precision.autocast_context`); the positional encoding, the outputs and the
-            inverse transform stay float32. Maps agree with fp32 to ~1 % of their range, correlation > 0.9999 (tested).
+            inverse transform stay float32; the maps stay close to the fp32 ones (the tolerance is in
+            ``tests/models/test_decoders.py``).
 
         Returns
         -------
@@ -380,7 +388,7 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def eval_volume(self, z: torch.Tensor | None = None, box_size: int | None = None,
-                    radius_px: float | None = None, batch_points: int = 65536,
+                    radius_px: float | None = None, batch_points: int = DEFAULT_BATCH_POINTS,
                     scale: float = 1.0, amp: bool = False) -> torch.Tensor:
         """One real-space volume (D', D', D') at latent ``z`` (zdim,) or (1, zdim); see
         :meth:`eval_volumes`."""

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from cryoscape.models.config import ModelConfig
-from cryoscape.models.decoders import make_activation
+from cryoscape.models.decoders import RADIUS_TOLERANCE_PX2, make_activation
 
 
 def encoder_mask(box_size: int, config: ModelConfig) -> torch.Tensor:
@@ -25,7 +25,7 @@ def encoder_mask(box_size: int, config: ModelConfig) -> torch.Tensor:
     radius = config.resolved_enc_mask_radius_px(box_size)
     j = torch.arange(box_size, dtype=torch.float64) - box_size // 2
     r2 = j[:, None] ** 2 + j[None, :] ** 2
-    return r2 <= radius**2 + 1e-9
+    return r2 <= radius**2 + RADIUS_TOLERANCE_PX2
 
 
 def encoder_mask_indices(box_size: int, config: ModelConfig) -> torch.Tensor:

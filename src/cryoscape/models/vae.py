@@ -1,7 +1,9 @@
 """The models trained by cryoscape: a heterogeneous VAE (encoder + decoder) and a homogeneous decoder.
 
-Both expose ``.config`` (:class:`ModelConfig`), ``.box_size``, ``.decoder`` (:class:`Decoder`) and
-``decode(coords, z)``; :func:`build_model` picks the class from ``config.zdim``.
+Both are containers of networks: they expose ``.config`` (:class:`ModelConfig`), ``.box_size``, ``.zdim`` and
+``.decoder`` (:class:`Decoder`); the VAE also ``.encoder`` (:class:`Encoder`). The image-formation model that
+uses them (slice, CTF, shift, loss) is ``cryoscape.training.step.ReconstructionObjective``; the volume
+generator is :meth:`Decoder.eval_volumes`. :func:`build_model` picks the class from ``config.zdim``.
 """
 
 from __future__ import annotations
@@ -46,38 +48,11 @@ class HetVAE(nn.Module):
         mask_indices = encoder_mask_indices(self.box_size, config)
         self.register_buffer("enc_mask_indices", mask_indices, persistent=False)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mu, logvar)`` (B, zdim) each from the masked, flattened encoder input ``x`` (B, P_enc)."""
-        return self.encoder(x)
-
     def encode_images(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` from prepared (B, D, D) images (Hartley or real space): masks, flattens,
         encodes."""
         flat = images.reshape(images.shape[0], -1)
         return self.encoder(flat[:, self.enc_mask_indices])
-
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample z = mu + exp(logvar/2)·ε, ε ~ N(0, I) drawn from ``generator`` (or the global RNG)."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
-
-    def decode(self, coords: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Hartley pairs (B, P, 2) at ``coords`` (B, P, 3) or (P, 3) for latents ``z`` (B, zdim)."""
-        return self.decoder(coords, z)
-
-    def forward(self, x: torch.Tensor, coords: torch.Tensor, generator: torch.Generator | None = None,
-                sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Encode, sample (or take the mean when ``sample`` is False) and decode.
-
-        Returns
-        -------
-        pairs (B, P, 2), mu (B, zdim), logvar (B, zdim), z (B, zdim)
-        """
-        mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar, generator) if sample else mu
-        return self.decode(coords, z), mu, logvar, z
 
 
 class HomogeneousModel(nn.Module):
@@ -97,14 +72,6 @@ class HomogeneousModel(nn.Module):
         self.config = config
         self.box_size = int(box_size)
         self.decoder = Decoder(config, self.box_size, generator)
-
-    def decode(self, coords: torch.Tensor, z: None = None) -> torch.Tensor:
-        """Hartley pairs at ``coords`` (B, P, 3) → (B, P, 2) (or (P, 3) → (P, 2))."""
-        return self.decoder(coords, None)
-
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        """Same as :meth:`decode`."""
-        return self.decoder(coords, None)
 
 
 def build_model(config: ModelConfig, box_size: int,

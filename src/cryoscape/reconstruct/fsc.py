@@ -138,7 +138,7 @@ def shell_index_rfft(box_size: int) -> tuple[np.ndarray, np.ndarray]:
 def _check_maps(map1: np.ndarray, map2: np.ndarray) -> int:
     if map1.shape != map2.shape:
         raise InputError(f"maps have different shapes {map1.shape} and {map2.shape}",
-                         fix="compare maps of the same box (resample one with Fourier cropping)")
+                         fix="resample one to the other's box: cryoscape downsample MAP -D N -o OUT.mrc")
     if map1.ndim != 3 or len(set(map1.shape)) != 1 or map1.shape[0] % 2:
         raise InputError(f"maps must be cubic with an even box, got shape {map1.shape}")
     return int(map1.shape[0])

@@ -130,6 +130,11 @@ def per_image_fsc(
         for pos, generated in zip(batch, maps):
             truth = np.asarray(true_map(int(pos)), dtype=np.float32)
             curves.append(fsc_curve(generated, truth, voxel_size_angstrom, mask=mask))
+    return _collect(positions, curves)
+
+
+def _collect(positions: np.ndarray, curves: list) -> PerImageFSC:
+    """:class:`PerImageFSC` from the FSC curves of the particles at ``positions``."""
     if not curves:
         raise InputError("no images to score")
     return PerImageFSC(
@@ -140,6 +145,48 @@ def per_image_fsc(
         resolution_05_angstrom=np.array([c.resolution_angstrom(0.5) for c in curves]),
         resolution_0143_angstrom=np.array([c.resolution_angstrom(0.143) for c in curves]),
     )
+
+
+def per_image_fsc_of_maps(maps: Sequence[np.ndarray | str | os.PathLike], positions: np.ndarray,
+                          true_map: Callable[[int], np.ndarray], voxel_size_angstrom: float, *,
+                          match_sign: bool = False, mask: np.ndarray | None = None) -> PerImageFSC:
+    """Per-image FSC of maps made elsewhere (e.g. by another program), one per scored particle.
+
+    Parameters
+    ----------
+    maps : sequence of arrays (D, D, D) or .mrc paths
+        ``maps[i]`` is the map generated for the particle at ``positions[i]``.
+    positions : ndarray, shape (n,), int
+        Particle positions (rows of the ground-truth table) of the maps.
+    true_map
+        ``position -> (D, D, D)`` true map (:func:`truth_from_table`, :func:`ground_truth_maps`).
+    voxel_size_angstrom : float
+    match_sign : bool
+        Negate the maps when their summed correlation with the truths is negative (for programs whose maps
+        have protein negative); one decision for all maps.
+    mask : ndarray, shape (D, D, D), optional
+
+    Returns
+    -------
+    PerImageFSC
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    if len(maps) != len(positions):
+        raise InputError(f"{len(maps)} maps for {len(positions)} positions")
+    loaded = []
+    for m in maps:
+        if isinstance(m, (str, os.PathLike, Path)):
+            from cryoscape.io.mrc import read_mrc
+
+            m, _ = read_mrc(m)
+        loaded.append(np.asarray(m, dtype=np.float32))
+    if match_sign:
+        total = sum(float(np.vdot(m, true_map(int(p)))) for m, p in zip(loaded, positions))
+        if total < 0:
+            loaded = [-m for m in loaded]
+    curves = [fsc_curve(m, np.asarray(true_map(int(p)), dtype=np.float32), voxel_size_angstrom, mask=mask)
+              for m, p in zip(loaded, positions)]
+    return _collect(positions, curves)
 
 
 def ground_truth_maps(states: np.ndarray, volumes: Sequence[np.ndarray | str | os.PathLike]

@@ -54,6 +54,12 @@ class SimulationConfig:
         Microscope parameters.
     bfactor_angstrom2 : float
         CTF B-factor envelope exp(−B s²/4) (Å²).
+    ctf_field_factor : int
+        Side of the field the CTF is applied on, in boxes. 1 (default): on the box's own Fourier grid, i.e. a
+        circular convolution on the D-pixel box (as cryoDRGN's simulator does). 2 or more: the projection is
+        placed in a field ``factor × D`` pixels wide, convolved with the CTF there and cropped back to D, as
+        extraction from a micrograph does (linear convolution, the delocalised signal that leaves the box is
+        lost and none wraps around).
     max_shift_px : float
         In-plane shifts uniform in [−max, max] pixels (of ``box_size``) on each axis.
     downsample_box : int or None
@@ -89,6 +95,7 @@ class SimulationConfig:
     cs_mm: float = 2.7
     amplitude_contrast: float = 0.1
     bfactor_angstrom2: float = 50.0
+    ctf_field_factor: int = 1
     max_shift_px: float = 0.0
     downsample_box: int | None = None
     coordinate_sampling: str = "uniform"
@@ -149,6 +156,9 @@ class SimulationConfig:
                              f"with astigmatism {self.astigmatism_max_angstrom} Å is invalid")
         if not 0 <= self.amplitude_contrast < 1:
             raise InputError(f"amplitude_contrast = {self.amplitude_contrast} must be in [0, 1)")
+        if int(self.ctf_field_factor) != self.ctf_field_factor or self.ctf_field_factor < 1:
+            raise InputError(f"ctf_field_factor = {self.ctf_field_factor} must be an integer >= 1",
+                             fix="1 = CTF on the box grid, 2 = on a field twice the box (micrograph-like)")
         if self.max_shift_px < 0:
             raise InputError(f"max_shift_px = {self.max_shift_px} must be >= 0")
         if self.coordinate_sampling not in COORDINATE_SAMPLINGS:

@@ -7,7 +7,10 @@ Image model (per particle i, at the simulation box D and pixel size p):
 2. translation of the projection by ``-shift_i`` (``shift_i`` uniform in ±max px; RELION sign: translating
    the image by ``+shift_i`` centres the particle, see ``cryoscape.io.records``);
 3. CTF (``geometry.ctf.ctf_grid``, RELION model, +w at zero frequency: positive density gives white
-   particles);
+   particles). ``ctf_field_factor = 1``: multiplied on the box's own D-point Fourier grid, a circular
+   convolution on the box (cryoDRGN's simulator does the same). ``ctf_field_factor = F ≥ 2``: the (shifted)
+   projection is zero-padded to an F·D field, multiplied by the CTF on that grid and cropped back to D, as a
+   particle extracted from a micrograph (linear convolution, truncated by the box);
 4. white Gaussian noise with variance var(all noiseless pixels of the dataset) / SNR (two passes: the first
    one measures the signal variance, the second regenerates the same images and adds noise);
 5. optional Fourier crop to ``downsample_box`` (pixel values preserved; the star's pixel size grows by D/d
@@ -31,7 +34,7 @@ import torch
 
 from cryoscape.errors import InputError
 from cryoscape.geometry.ctf import ctf_grid
-from cryoscape.geometry.fourier import fourier_crop, ifft2_center
+from cryoscape.geometry.fourier import fft2_center, fourier_crop, ifft2_center
 from cryoscape.geometry.rotations import matrix_to_euler, random_rotations
 from cryoscape.io.records import CTFParams, Poses
 from cryoscape.progress import progress
@@ -45,6 +48,17 @@ GROUND_TRUTH_FILE = "ground_truth.csv"
 VOLUMES_DIR = "gt_volumes"
 VOLUMES_TABLE = "volumes.csv"
 CONFIG_FILE = "config.yaml"
+
+
+def _pad_spectra(spectra: torch.Tensor, field: int) -> torch.Tensor:
+    """Centred spectra (k, D, D) of images → centred spectra (k, field, field) of the same images zero-padded
+    (centred) to ``field`` pixels: the field around a particle, empty beyond its box."""
+    images = ifft2_center(spectra).real
+    d = images.shape[-1]
+    lo = field // 2 - d // 2
+    padded = torch.zeros((images.shape[0], field, field), dtype=images.dtype)
+    padded[:, lo:lo + d, lo:lo + d] = images
+    return fft2_center(padded)
 
 
 class Simulator:
@@ -117,23 +131,36 @@ class Simulator:
         idx = slice(start, stop)
         rot = torch.as_tensor(self.rotations[idx])
         spectra = self.source.projections_ft(rot, self.states[idx], self.coordinates[idx])
+        apply_ctf = self.config.ctf if ctf is None else ctf
+        field = int(self.config.ctf_field_factor) if apply_ctf else 1
+        if field > 1:
+            spectra = _pad_spectra(spectra, field * self.box_size)
         if shifts:
             from cryoscape.simulate.project import translate_ft
 
             spectra = translate_ft(spectra, -torch.as_tensor(self.shifts_px[idx]))
-        if self.config.ctf if ctf is None else ctf:
-            c = self.config
-            k = stop - start
-            ctf_values = ctf_grid(self.box_size, np.full(k, self.pixel_size_angstrom),
-                                  defocus_u_angstrom=self.defocus_u_angstrom[idx],
-                                  defocus_v_angstrom=self.defocus_v_angstrom[idx],
-                                  defocus_angle_deg=self.defocus_angle_deg[idx],
-                                  voltage_kv=np.full(k, c.voltage_kv), cs_mm=np.full(k, c.cs_mm),
-                                  amplitude_contrast=np.full(k, c.amplitude_contrast),
-                                  phase_shift_deg=np.zeros(k),
-                                  bfactor_angstrom2=np.full(k, c.bfactor_angstrom2))
-            spectra = spectra * torch.as_tensor(np.asarray(ctf_values, dtype=np.float64))
-        return ifft2_center(spectra).real.numpy()
+        if apply_ctf:
+            spectra = spectra * self._ctf_on_grid(idx, spectra.shape[-1])
+        images = ifft2_center(spectra).real
+        if field > 1:
+            lo = images.shape[-1] // 2 - self.box_size // 2
+            images = images[:, lo:lo + self.box_size, lo:lo + self.box_size]
+        return images.numpy()
+
+    def _ctf_on_grid(self, idx: slice, grid: int) -> torch.Tensor:
+        """CTF (k, grid, grid) float64 of particles ``idx`` on the centred grid of ``grid`` pixels (pixel size
+        of the simulation box)."""
+        c = self.config
+        k = len(self.defocus_u_angstrom[idx])
+        values = ctf_grid(grid, np.full(k, self.pixel_size_angstrom),
+                          defocus_u_angstrom=self.defocus_u_angstrom[idx],
+                          defocus_v_angstrom=self.defocus_v_angstrom[idx],
+                          defocus_angle_deg=self.defocus_angle_deg[idx],
+                          voltage_kv=np.full(k, c.voltage_kv), cs_mm=np.full(k, c.cs_mm),
+                          amplitude_contrast=np.full(k, c.amplitude_contrast),
+                          phase_shift_deg=np.zeros(k),
+                          bfactor_angstrom2=np.full(k, c.bfactor_angstrom2))
+        return torch.as_tensor(np.asarray(values, dtype=np.float64))
 
     def chunks(self) -> Iterator[tuple[int, int]]:
         """(start, stop) ranges of ``chunk_size`` particles."""

@@ -9,11 +9,12 @@ whose name is not marked *resolved* has a command-line flag of the same name wit
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryoscape.configio import dataclass_from_mapping
 from cryoscape.models.config import ModelConfig
 
 # Defaults that differ from cryoDRGN are listed by the commands' --help (cli/train_vae.py).
@@ -31,6 +32,8 @@ class DataConfig:
         The standard particle options (see ``cryoscape.data.particles.load_particles``).
     amplitude_contrast : float or None
         Amplitude contrast for a RELION 3.0 star without ``rlnAmplitudeContrast`` (the file's value wins).
+    allow_overfocus : bool
+        Accept CTF defocus ≤ 0 (overfocus data); without it such values are refused as bad metadata.
     invert_data : bool
         Multiply images by -1. Off by default: with RELION's CTF sign, RELION/cryoSPARC particles (white
         protein) need no inversion. cryoDRGN inverts by default because its CTF has the opposite sign.
@@ -62,6 +65,7 @@ class DataConfig:
     ind: str | None = None
     datadir: str | None = None
     amplitude_contrast: float | None = None
+    allow_overfocus: bool = False
     invert_data: bool = False
     window: bool = True
     window_r: float = 0.85
@@ -97,7 +101,10 @@ class TrainConfig:
     beta_schedule : str
         ``constant``, ``linear:E`` or ``cyclic:E`` (see ``training.losses.beta_at``).
     loss_radius_px : float or None
-        Radius (pixels of the Fourier lattice) of the disc the loss is computed on; None means D/2 - 1.
+        Radius (pixels of the Fourier lattice) of the disc the loss is computed on; None means D/2 (Nyquist, as
+        cryoDRGN), the radius of the sphere maps are decoded in, so that no decoded voxel is left untrained
+        (with D/2 - 1, 9 % of the sphere's voxels at D = 64 were never fitted; measured in
+        ``benchmarks/trained_radius.py``).
     amp : bool
         Mixed precision: bf16 autocast on CPUs with native bf16, CUDA AMP on GPUs; weights and loss in fp32.
         Reruns with the same seed are bit-identical on the same machine in fp32 and, with
@@ -113,8 +120,8 @@ class TrainConfig:
         ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     volume_radius_px : float or None
         Frequency radius (pixels) inside which maps are decoded (``reconstruct.N.mrc``, eval-vol); None means
-        D/2 (the Nyquist sphere). Runs imported from cryoDRGN Hartley models use ``.inf`` (cryoDRGN fills the
-        whole cube).
+        D/2 (the Nyquist sphere, the default loss radius: the map holds exactly the trained frequencies). Runs
+        imported from cryoDRGN Hartley models use ``.inf`` (cryoDRGN fills the whole cube).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -141,8 +148,8 @@ class TrainConfig:
         return float(self.beta) if self.beta is not None else 1.0 / zdim
 
     def loss_radius(self, box_size: int) -> float:
-        """Loss radius in pixels of the lattice for ``box_size``."""
-        return float(self.loss_radius_px) if self.loss_radius_px is not None else box_size / 2 - 1
+        """Loss radius in pixels of the lattice for ``box_size`` (default D/2, the map sphere's radius)."""
+        return float(self.loss_radius_px) if self.loss_radius_px is not None else box_size / 2
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -150,53 +157,13 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def _field_type(cls: type, name: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    return hints[name]
+def train_config_from_dict(values: Mapping[str, Any], path: str | os.PathLike | None = None) -> TrainConfig:
+    """A :class:`TrainConfig` from the nested mapping of a ``config.yaml`` or a checkpoint.
 
-
-def _dataclass_in(tp: Any) -> type | None:
-    if dataclasses.is_dataclass(tp):
-        return tp
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        for arg in typing.get_args(tp):
-            if dataclasses.is_dataclass(arg):
-                return arg
-    return None
-
-
-def _coerce(value: Any, tp: Any) -> Any:
-    """Convert yaml scalars/lists to the annotated type (tuples from lists, ints to floats)."""
-    if value is None:
-        return None
-    sub = _dataclass_in(tp)
-    if sub is not None and isinstance(value, dict):
-        return from_dict(sub, value)
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if isinstance(tp, types.UnionType) or origin is typing.Union:
-        non_none = [a for a in args if a is not type(None)]
-        return _coerce(value, non_none[0]) if len(non_none) == 1 else value
-    if origin is tuple:
-        return tuple(value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def from_dict(cls: type, values: dict[str, Any]) -> Any:
-    """Build the dataclass ``cls`` (recursively) from a mapping; unknown keys raise ValueError."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
-    kwargs = {name: _coerce(value, _field_type(cls, name)) for name, value in values.items()}
-    return cls(**kwargs)
-
-
-def train_config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    """A :class:`TrainConfig` from the nested mapping of a ``config.yaml`` or a checkpoint."""
-    return from_dict(TrainConfig, values)
+    Unknown keys and values of the wrong type raise :class:`~cryoscape.errors.InputError` naming ``path``, the
+    key, the value and the expected type (:func:`cryoscape.configio.dataclass_from_mapping`).
+    """
+    return dataclass_from_mapping(TrainConfig, values, path=path)
 
 
 def read_run_config(run: Any) -> TrainConfig:
@@ -204,7 +171,7 @@ def read_run_config(run: Any) -> TrainConfig:
     from cryoscape.errors import InputError
 
     try:
-        return train_config_from_dict(run.load_config_dict())
+        return train_config_from_dict(run.load_config_dict(), path=run.config_path)
     except (ValueError, TypeError) as exc:
         raise InputError(
             f"cannot read the run configuration: {exc}",
@@ -218,7 +185,7 @@ def config_from_checkpoint(state: dict[str, Any], path: Any) -> TrainConfig:
     from cryoscape.errors import InputError
 
     try:
-        return train_config_from_dict(state["config"])
+        return train_config_from_dict(state["config"], path=path)
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(f"the checkpoint's configuration is unreadable: {exc}", path=path) from None
 

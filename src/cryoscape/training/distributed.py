@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from cryoscape.errors import InputError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -49,9 +51,14 @@ def choose_device(device: str, local_rank: int = 0) -> torch.device:
     """``auto`` → CUDA (``cuda:local_rank``) when available, else CPU; ``cpu``/``cuda`` as asked."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).split(":")[0] == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA GPU is available here", fix="use --device cpu or auto")
     if device == "cuda":
         return torch.device("cuda", local_rank)
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise InputError(f"unknown --device {device!r}", fix="use auto, cpu, cuda or cuda:N") from None
 
 
 def init_distributed(device: str = "auto") -> DistContext:
@@ -82,15 +89,6 @@ def wrap_model(module: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
 
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=device_ids)
-
-
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DDP wrapper (or the module)."""
-    return (
-        module.module
-        if hasattr(module, "module") and isinstance(module, torch.nn.parallel.DistributedDataParallel)
-        else module
-    )
 
 
 def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:

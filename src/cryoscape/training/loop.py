@@ -1,28 +1,37 @@
-"""Training loop: epochs, progress, checkpoints, latents, resume, non-finite loss stop.
+"""Training loop: epochs, progress, checkpoints, latents, resume, run-folder protection, non-finite loss stop.
 
 :func:`fit` trains the model described by a :class:`~cryoscape.training.config.TrainConfig` and writes the run
-directory (``cryoscape.runs.RunDir``): ``config.yaml``, ``run.log``, every ``checkpoint_every`` epochs (and
-after the last) ``weights.N.pt`` with model, optimizer and RNG state, ``z.N.npz`` (heterogeneous) or
-``reconstruct.N.mrc`` (homogeneous). Given the seed, an fp32 run on CPU (``amp`` off) is reproducible bit for
-bit, and a run resumed from ``weights.N.pt`` ends with the same weights as an uninterrupted one (tested). With
-bf16 autocast on CPU (the default where the CPU has native bf16) reruns agree bit for bit when Intel MKL runs in
-its alignment-independent mode (``MKL_CBWR=AUTO,STRICT``, which the ``cryoscape`` command sets, see
-``cryoscape.cli._process``): 6 of 6 1-epoch runs of the same 5,000 images identical, against 4 of 6 without
-it (max |Δz| 0.15). A caller of :func:`fit` from Python sets ``MKL_CBWR`` before importing torch to get
-the same. Model initialisation uses
-``torch.manual_seed(seed)``, the batch order of epoch ``e`` depends only on ``(seed, e)``, and the
-reparameterisation noise comes from a ``torch.Generator`` whose state is saved in every checkpoint.
+directory (``cryoscape.runs.RunDir``): ``config.yaml``, ``run.log``, ``provenance.yaml``, every
+``checkpoint_every`` epochs (and after the last) ``weights.N.pt`` with model, optimizer and RNG state, then
+``z.N.npz`` (heterogeneous) or ``reconstruct.N.mrc`` (homogeneous).
+
+Run folders are protected: a new run refuses a folder that already holds one unless ``overwrite`` (which
+deletes the old run's files), a lock (``RUN/.lock``) keeps a second training out while one runs, and a resume
+from an epoch before the folder's latest refuses to replace the later checkpoints unless ``overwrite``.
+
+Resume (:func:`resume_config`) starts from the configuration stored in the checkpoint and applies the run-control
+changes asked for (:data:`RESUME_APPLIED`, each logged); a change of anything that defines the model or the data
+(architecture, seed, particles, image preparation) is refused. Outputs missing next to a checkpoint (a kill
+between ``weights.N.pt`` and ``z.N.npz``) are recomputed from it, and temporaries of killed writes are removed.
+
+Reproducibility: model initialisation uses ``torch.manual_seed(seed)``, the batch order of epoch ``e`` depends
+only on ``(seed, e)``, and the reparameterisation noise comes from a ``torch.Generator`` whose state is saved in
+every checkpoint, so a run resumed from ``weights.N.pt`` continues exactly as an uninterrupted one (tested in
+fp32). With bf16 autocast on CPU, reruns agree bit for bit when Intel MKL runs in its alignment-independent mode
+(``MKL_CBWR=AUTO,STRICT``, which the ``cryoscape`` command sets, see ``cryoscape.cli._process``); a caller of
+:func:`fit` from Python sets ``MKL_CBWR`` before importing torch to get the same.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,14 +49,28 @@ from cryoscape.errors import InputError, TrainingError
 from cryoscape.models.precision import amp_helps
 from cryoscape.runs import RunDir, find_run, load_checkpoint_file
 from cryoscape.training import distributed
-from cryoscape.training.config import TrainConfig, config_from_checkpoint, to_dict
+from cryoscape.training.config import DataConfig, TrainConfig, config_from_checkpoint, to_dict
 from cryoscape.training.losses import beta_at
-from cryoscape.training.step import SliceLoss
+from cryoscape.training.provenance import ProvenanceLog
+from cryoscape.training.step import ReconstructionObjective
 
 log = logging.getLogger("cryoscape.training")
 
-#: Fields a resumed run may change (everything else comes from the checkpoint).
-RESUME_OVERRIDES = ("num_epochs", "checkpoint_every", "log_interval", "device")
+#: Options a resumed run may change (each change is logged); a change of any other field is refused.
+RESUME_APPLIED = frozenset(
+    {
+        "num_epochs", "checkpoint_every", "log_interval", "device", "lr", "weight_decay", "batch_size", "beta",
+        "beta_schedule", "amp", "loss_radius_px", "volume_radius_px",
+        "num_workers", "lazy", "max_memory_gb", "chunk_size", "datadir",
+    }
+)
+#: Data files of a run: stored as absolute paths, so that a run can be resumed from any working directory.
+DATA_PATH_FIELDS = ("particles", "poses", "ctf", "ind", "datadir")
+#: The reparameterisation noise of process ``rank`` is seeded with ``seed * RANK_SEED_STRIDE + rank``: distinct
+#: streams for up to this many processes, and for different seeds.
+RANK_SEED_STRIDE = 1000
+#: Minimum batch size for encoding the latents written after a checkpoint (no gradients: larger is faster).
+EVAL_MIN_BATCH_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -78,7 +101,7 @@ def open_particles(config: TrainConfig) -> ParticleSet:
         raise InputError("no particles given", fix="give PARTICLES (a .mrcs, .star, .cs or .txt)")
     return load_particles(
         d.particles, poses=d.poses, ctf=d.ctf, ind=d.ind, datadir=d.datadir,
-        amplitude_contrast=d.amplitude_contrast, require_poses=True,
+        amplitude_contrast=d.amplitude_contrast, require_poses=True, allow_overfocus=d.allow_overfocus,
     )
 
 
@@ -134,14 +157,14 @@ def use_amp(config: TrainConfig, device: torch.device) -> bool:
     return helps
 
 
-def build_loss_module(config: TrainConfig) -> SliceLoss:
-    """Model (initialised with ``torch.manual_seed(config.seed)``) inside its :class:`SliceLoss`."""
+def build_loss_module(config: TrainConfig) -> ReconstructionObjective:
+    """Model (initialised with ``torch.manual_seed(config.seed)``) inside its :class:`ReconstructionObjective`."""
     from cryoscape.models import build_model
 
     box = int(config.data.box_size)
     torch.manual_seed(config.seed)
     model = build_model(config.model, box)
-    return SliceLoss(model, box, config.loss_radius(box))
+    return ReconstructionObjective(model, box, config.loss_radius(box))
 
 
 def _check_batch(batch, config: TrainConfig) -> None:
@@ -176,20 +199,121 @@ class _RunLog:
             self.handler.close()
 
 
-def merge_resume_config(saved: TrainConfig, asked: TrainConfig | None) -> TrainConfig:
-    """The saved configuration with the run-control fields (:data:`RESUME_OVERRIDES`) of ``asked``."""
-    if asked is None:
-        return saved
-    changes = {name: getattr(asked, name) for name in RESUME_OVERRIDES}
-    data = dataclasses.replace(
-        saved.data, num_workers=asked.data.num_workers, datadir=asked.data.datadir or saved.data.datadir
-    )
-    return dataclasses.replace(saved, data=data, **changes)
+def reparam_seed(seed: int, rank: int) -> int:
+    """Seed of the reparameterisation-noise generator of process ``rank`` (see :data:`RANK_SEED_STRIDE`)."""
+    return int(seed) * RANK_SEED_STRIDE + int(rank)
+
+
+def with_absolute_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with the data files (:data:`DATA_PATH_FIELDS`) as absolute paths (from the working folder)."""
+    d = config.data
+    changes = {
+        name: os.path.abspath(os.path.expanduser(getattr(d, name)))
+        for name in DATA_PATH_FIELDS
+        if getattr(d, name) is not None
+    }
+    return dataclasses.replace(config, data=dataclasses.replace(d, **changes))
+
+
+def _flag(name: str) -> str:
+    return "PARTICLES" if name == "particles" else "--" + name.replace("_", "-")
+
+
+def _section(config: TrainConfig, name: str) -> str:
+    """Where option ``name`` lives: ``""`` (TrainConfig), ``"data"`` or ``"model"``; ValueError if unknown."""
+    if name in {f.name for f in dataclasses.fields(DataConfig)}:
+        return "data"
+    if name in {f.name for f in dataclasses.fields(config.model)}:
+        return "model"
+    if name in {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data"}:
+        return ""
+    raise ValueError(f"unknown training option {name!r}")
+
+
+def _same(name: str, new: Any, old: Any) -> bool:
+    if name in DATA_PATH_FIELDS and new is not None and old is not None:
+        return os.path.abspath(os.path.expanduser(str(new))) == os.path.abspath(str(old))
+    if isinstance(new, (int, float)) and isinstance(old, (int, float)) and not isinstance(new, bool):
+        return float(new) == float(old)
+    return new == old
+
+
+def resume_config(
+    saved: TrainConfig, changes: Mapping[str, Any], *, source: str | os.PathLike | None = None
+) -> tuple[TrainConfig, list[str]]:
+    """The configuration of a resumed run: the checkpoint's own, with the changes asked for that are allowed.
+
+    This is the one place that decides what a resume may change.
+
+    Parameters
+    ----------
+    saved : TrainConfig
+        The configuration stored in the checkpoint being continued.
+    changes : mapping of option name (config field name, e.g. ``lr``, ``zdim``, ``particles``) to value
+        The options given explicitly (None values are ignored). Values equal to the saved ones are no change.
+    source : path, optional
+        The checkpoint, for error messages.
+
+    Returns
+    -------
+    (TrainConfig, list of str)
+        The merged configuration and one line per applied change (for the log).
+
+    Raises
+    ------
+    InputError
+        Listing every asked change that is not in :data:`RESUME_APPLIED` (architecture, zdim, seed, particles,
+        poses, CTF, index selection, image preparation): they would make the checkpoint describe another model
+        or another particle set.
+    """
+    top: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    notes: list[str] = []
+    refused: list[str] = []
+    for name, value in changes.items():
+        if value is None:
+            continue
+        section = _section(saved, name)
+        old = getattr(saved.data if section == "data" else saved.model if section == "model" else saved, name)
+        if _same(name, value, old):
+            continue
+        if name not in RESUME_APPLIED:
+            refused.append(f"{_flag(name)} {value} (the run has {old})")
+            continue
+        if name == "datadir":
+            value = os.path.abspath(os.path.expanduser(str(value)))
+        (data if section == "data" else top)[name] = value
+        notes.append(f"{_flag(name)}: {old} -> {value}")
+    if refused:
+        raise InputError(
+            "a resumed run keeps its model and data; cannot change " + "; ".join(refused),
+            path=source,
+            fix="resume without these options, or start a new run in another folder",
+        )
+    merged = dataclasses.replace(saved, data=dataclasses.replace(saved.data, **data), **top)
+    return merged, notes
+
+
+def config_differences(saved: TrainConfig, asked: TrainConfig) -> dict[str, Any]:
+    """Fields (flat option names) whose non-None value in ``asked`` differs from ``saved``.
+
+    Used when :func:`fit` is given a whole configuration to resume with: the fields that differ are the changes
+    asked for (the resolved fields ``data_std``, ``box_size``, ``pixel_size_angstrom`` are None when not set).
+    """
+    found: dict[str, Any] = {}
+    for new, old in ((asked, saved), (asked.data, saved.data), (asked.model, saved.model)):
+        for f in dataclasses.fields(new):
+            if f.name in ("model", "data"):
+                continue
+            value = getattr(new, f.name)
+            if value is not None and not _same(f.name, value, getattr(old, f.name, None)):
+                found[f.name] = value
+    return found
 
 
 @torch.no_grad()
 def evaluate(
-    loss_module: SliceLoss,
+    loss_module: ReconstructionObjective,
     dataset: HartleyDataset,
     *,
     batch_size: int = 64,
@@ -242,26 +366,25 @@ def evaluate(
 def write_outputs(
     run: RunDir,
     epoch: int,
-    loss_module: SliceLoss,
+    loss_module: ReconstructionObjective,
     dataset: HartleyDataset,
     config: TrainConfig,
     device: torch.device,
-    amp: bool,
-) -> None:
-    """After checkpointing: ``z.N.npz`` (heterogeneous) or ``reconstruct.N.mrc`` (homogeneous)."""
-    del amp  # outputs are computed in fp32
+) -> Path:
+    """After checkpointing: ``z.N.npz`` (heterogeneous) or ``reconstruct.N.mrc`` (homogeneous); returns its path.
+
+    Both are computed in fp32 whatever ``config.amp``, so they depend only on the weights and the data.
+    """
     if loss_module.zdim > 0:
-        # encoded in fp32 (cheap: the encoder and one decoder pass), so z files do not depend on --amp
         mu, logvar, _ = evaluate(
             loss_module,
             dataset,
-            batch_size=max(64, config.batch_size),
+            batch_size=max(EVAL_MIN_BATCH_SIZE, config.batch_size),
             amp=False,
             device=device,
             with_loss=False,
         )
         path = run.save_z(epoch, mu, logvar, dataset.particles.indices)
-        log.info("wrote %s", path)
     else:
         from cryoscape.io.mrc import write_mrc
 
@@ -271,33 +394,94 @@ def write_outputs(
         vol = decoder.eval_volume(None, radius_px=config.volume_radius_px, scale=config.data.data_std)
         vol = vol.cpu().numpy()
         decoder.train(was_training)
-        write_mrc(run.volume_path(epoch), vol, voxel_size_angstrom=config.data.pixel_size_angstrom)
-        log.info("wrote %s", run.volume_path(epoch))
+        path = run.volume_path(epoch)
+        write_mrc(path, vol, voxel_size_angstrom=config.data.pixel_size_angstrom)
+    log.info("wrote %s", path)
+    return path
+
+
+def output_path(run: RunDir, epoch: int, heterogeneous: bool) -> Path:
+    """The file :func:`write_outputs` writes after checkpoint ``epoch``."""
+    return run.z_path(epoch) if heterogeneous else run.volume_path(epoch)
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
     return {"reparam": generator.get_state(), "torch": torch.get_rng_state()}
 
 
+def _disk_error(run: RunDir, path: Path, exc: OSError, epoch: int) -> TrainingError:
+    earlier = [e for e in run.epochs() if e < epoch]
+    kept = (
+        f"the checkpoints written before (up to {run.weights_path(earlier[-1]).name}) are intact"
+        if earlier
+        else "no earlier checkpoint was written"
+    )
+    if path != run.weights_path(epoch) and run.weights_path(epoch).is_file():
+        kept = f"{run.weights_path(epoch).name} is complete and {kept}; a resume writes the missing file"
+    return TrainingError(
+        f"cannot write {path}: {exc.strerror or exc}; {kept} (free disk space, then continue with "
+        f"--resume {run.path})"
+    )
+
+
+@dataclass
+class _EpochTotals:
+    """Sums over the images of an epoch (this process): loss x images, mse x images, kl x images, images."""
+
+    loss: float = 0.0
+    mse: float = 0.0
+    kl: float = 0.0
+    images: float = 0.0
+
+    def add(self, parts, k: int) -> None:
+        self.loss += parts.loss.item() * k
+        self.mse += parts.mse.item() * k
+        self.kl += parts.kl.item() * k
+        self.images += k
+
+    def running_loss(self) -> float:
+        return self.loss / self.images
+
+    def summed(self, ctx: distributed.DistContext) -> _EpochTotals:
+        """The totals of all processes."""
+        values = torch.tensor([self.loss, self.mse, self.kl, self.images], dtype=torch.float64)
+        return _EpochTotals(*distributed.all_reduce_sum(values.to(ctx.device), ctx).cpu().tolist())
+
+
 def fit(
-    config: TrainConfig,
-    out_dir: str | os.PathLike,
+    config: TrainConfig | None,
+    out_dir: str | os.PathLike | None = None,
     *,
     particles: ParticleSet | None = None,
     resume_from: str | os.PathLike | None = None,
+    changes: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    model_kind: str | None = None,
+    command: Sequence[str] | None = None,
 ) -> FitResult:
     """Train and write the run directory.
 
     Parameters
     ----------
-    config : TrainConfig
-        The run (ignored except for :data:`RESUME_OVERRIDES` when resuming).
-    out_dir : path
-        Run directory (created; a resumed run may use the same one).
+    config : TrainConfig or None
+        The run. When resuming it may be None (give ``changes``); a configuration given instead is compared
+        with the checkpoint's and the differing fields are the changes asked for (:func:`config_differences`).
+    out_dir : path, optional
+        Run directory (created). Default when resuming: the folder of ``resume_from``.
     particles : ParticleSet, optional
         Use these particles instead of opening ``config.data`` (tests, notebooks).
     resume_from : path, optional
         A run directory (its latest checkpoint) or a ``weights.N.pt`` to continue from.
+    changes : mapping, optional
+        Options given explicitly for a resume (see :func:`resume_config`).
+    overwrite : bool
+        Delete the files of a run already in ``out_dir`` first (``config.yaml``, ``run.log``,
+        ``provenance.yaml``, ``weights.*``, ``z.*``, ``reconstruct.*``, ``analyze.*``); when resuming in place
+        from an earlier epoch, delete those of the later epochs. Without it such a folder is refused.
+    model_kind : {"vae", "homogeneous"}, optional
+        When resuming, refuse a checkpoint of the other kind.
+    command : sequence of str, optional
+        Command line recorded in ``provenance.yaml`` (default ``sys.argv``).
 
     Returns
     -------
@@ -305,40 +489,203 @@ def fit(
 
     Raises
     ------
+    InputError
+        Bad input, a folder holding another run, a folder locked by another training, a refused resume change.
     TrainingError
-        On a non-finite loss (naming the epoch and batch); the checkpoints already written are kept.
+        On a non-finite loss (naming the epoch and batch) or a failed checkpoint write (naming the file); the
+        checkpoints already written are kept.
     """
-    ctx = distributed.init_distributed(config.device)
+    if config is None and resume_from is None:
+        raise ValueError("fit needs a config unless it resumes a run")
+    device = config.device if config is not None and resume_from is None else (changes or {}).get("device")
+    ctx = distributed.init_distributed(device or (config.device if config is not None else "auto"))
     try:
-        return _fit(config, Path(out_dir), particles, resume_from, ctx)
+        return _fit(config, out_dir, particles, resume_from, ctx, changes, overwrite, model_kind, command)
     finally:
         distributed.shutdown(ctx)
 
 
-def _fit(
-    config: TrainConfig, out: Path, particles: ParticleSet | None, resume_from, ctx: distributed.DistContext
-) -> FitResult:
-    state = None
-    if resume_from is not None:
-        run_in, epoch_in = find_run(resume_from)
-        epoch_in = run_in.resolve_epoch(epoch_in)
-        ckpt_path = run_in.weights_path(epoch_in)
-        state = load_checkpoint_file(ckpt_path)
-        config = merge_resume_config(config_from_checkpoint(state, ckpt_path), config)
+@dataclass(frozen=True)
+class _Start:
+    """Where training starts: the checkpoint's state (None for a new run) and its path."""
+
+    state: dict[str, Any] | None
+    checkpoint: Path | None
+    notes: list[str]
+    options: dict[str, Any]
+
+
+def _resolve_start(config, resume_from, changes, model_kind) -> tuple[TrainConfig, _Start]:
+    if resume_from is None:
+        options = dict(changes) if changes else {}
+        return with_absolute_paths(config), _Start(None, None, [], options)
+    run_in, epoch_in = find_run(resume_from)
+    epoch_in = run_in.resolve_epoch(epoch_in)
+    ckpt_path = run_in.weights_path(epoch_in)
+    state = load_checkpoint_file(ckpt_path)
+    saved = config_from_checkpoint(state, ckpt_path)
+    kind = "vae" if saved.model.zdim > 0 else "homogeneous"
+    if model_kind is not None and model_kind != kind:
+        other = "cryoscape train-vae" if kind == "vae" else "cryoscape train-nn"
+        raise InputError(f"the run to resume is {'a VAE' if kind == 'vae' else 'homogeneous'}", path=ckpt_path,
+                         fix=f"use {other} --resume")
+    if changes is None:
+        changes = config_differences(saved, config) if config is not None else {}
+    merged, notes = resume_config(saved, changes, source=ckpt_path)
+    return merged, _Start(state, ckpt_path, notes, dict(changes))
+
+
+def _later_epochs(run: RunDir, start: _Start) -> list[int] | None:
+    """Epochs after the resumed one when resuming in ``run`` itself; None when ``run`` is a new folder."""
+    if start.checkpoint is None or start.checkpoint.parent.resolve() != run.path.resolve():
+        return None
+    epoch = int(start.state["epoch"])
+    return [e for e in run.epochs() if e > epoch]
+
+
+def _check_folder(run: RunDir, start: _Start, overwrite: bool) -> None:
+    """Refuse a folder holding another run, or later epochs of the run resumed, unless ``overwrite``."""
+    if overwrite:
+        return
+    later = _later_epochs(run, start)
+    if later is None and run.holds_run():
+        epochs = run.epochs()
+        held = f"weights.{epochs[0]}..{epochs[-1]}.pt" if epochs else "config.yaml"
+        raise InputError(
+            f"the folder already holds a training run ({held})",
+            path=run.path,
+            fix=f"continue it with --resume {run.path}, start over with --overwrite (deletes its files), or "
+            "give another -o",
+        )
+    if later:
+        raise InputError(
+            f"resuming from epoch {int(start.state['epoch'])} would replace the later checkpoints "
+            f"{', '.join(run.weights_path(e).name for e in later)}",
+            path=run.path,
+            fix=f"resume from the latest (--resume {run.path}), continue into another folder with -o, or add "
+            "--overwrite to delete the later epochs",
+        )
+
+
+def _prepare_folder(run: RunDir, start: _Start, overwrite: bool) -> None:
+    """Check (:func:`_check_folder`) and clear the folder as asked; delete temporaries of killed writes."""
+    _check_folder(run, start, overwrite)
+    later = _later_epochs(run, start)
+    if later is None and run.holds_run():
+        removed = run.remove_run_files()
+        log.warning("--overwrite: removed %d file(s) of the previous run in %s", len(removed), run.path)
+    elif later:
+        epoch = int(start.state["epoch"])
+        removed = run.remove_run_files(after_epoch=epoch)
+        log.warning("--overwrite: removed %d file(s) of epochs after %d", len(removed), epoch)
+    for stale in run.remove_stale_temporaries():
+        log.warning("removed %s (left by an interrupted write)", stale)
+
+
+def _agree(error: BaseException | None, ctx: distributed.DistContext) -> None:
+    """Raise ``error`` of the main process on every process (each waits for the others)."""
+    if not distributed.all_true(error is None, ctx):
+        if error is not None:
+            raise error
+        raise TrainingError("the main process could not prepare the run folder (see its error)")
+
+
+def _fit(config, out_dir, particles, resume_from, ctx, changes, overwrite, model_kind, command) -> FitResult:
+    config, start = _resolve_start(config, resume_from, changes, model_kind)
+    run = RunDir(Path(out_dir) if out_dir is not None else start.checkpoint.parent)
+    error: BaseException | None = None
+    if ctx.is_main:
+        try:  # refuse early, before the data are read (checked again under the lock)
+            _check_folder(run, start, overwrite)
+        except InputError as exc:
+            error = exc
+    _agree(error, ctx)
     if particles is None:
         particles = open_particles(config)
     config = resolve_data(config, particles)
-    run = RunDir(out)
+    lock = None
+    error = None
     if ctx.is_main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.save_config(config)
-    distributed.barrier(ctx)
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+            lock = run.lock().acquire()
+            _prepare_folder(run, start, overwrite)
+            run.save_config(config)
+        except BaseException as exc:  # re-raised below, after every process agrees to stop
+            error = exc
+    try:
+        _agree(error, ctx)
+        with _RunLog(run.log_path if ctx.is_main else None):
+            if start.checkpoint is not None and ctx.is_main:
+                where = "" if start.checkpoint.parent.resolve() == run.path.resolve() else f" into {run.path}"
+                log.info("resuming from %s%s", start.checkpoint, where)
+                for note in start.notes:
+                    log.info("resume: applying %s", note)
+            provenance = None
+            if ctx.is_main:
+                provenance = ProvenanceLog(
+                    run,
+                    command=command,
+                    options=start.options,
+                    resumed_from=None if start.checkpoint is None else str(start.checkpoint.resolve()),
+                    start_epoch=0 if start.state is None else int(start.state["epoch"]),
+                )
+            try:
+                result = _train(config, run, particles, start.state, ctx, provenance)
+            except BaseException as exc:
+                if provenance is not None:
+                    provenance.finish(f"stopped: {type(exc).__name__}: {exc}".splitlines()[0])
+                raise
+            if provenance is not None:
+                provenance.finish()
+            return result
+    finally:
+        if lock is not None:
+            lock.release()
 
-    with _RunLog(run.log_path if ctx.is_main else None):
-        return _train(config, run, particles, state, ctx)
+
+#: An image whose rms exceeds this multiple of the batch median is named when the loss becomes non-finite.
+OUTLIER_RMS_FACTOR = 1e3
 
 
-def _train(config: TrainConfig, run: RunDir, particles: ParticleSet, state, ctx) -> FitResult:
+def _outlying_images(batch, particles: ParticleSet) -> list[int]:
+    """Original indices of the batch's images with non-finite values or an rms ≫ the batch median."""
+    images = batch.images.detach().float().cpu()
+    finite = torch.isfinite(images).flatten(1).all(dim=1)
+    rms = images.nan_to_num(0.0, posinf=0.0, neginf=0.0).pow(2).flatten(1).mean(dim=1).sqrt()
+    median = float(rms[finite].median()) if bool(finite.any()) else 0.0
+    bad = ~finite | (rms > OUTLIER_RMS_FACTOR * max(median, 1e-30))
+    positions = batch.positions.cpu().numpy()[bad.numpy()]
+    return [int(i) for i in np.asarray(particles.indices)[positions]]
+
+
+def _write_missing_outputs(
+    run: RunDir, loss_module: ReconstructionObjective, dataset: HartleyDataset, config: TrainConfig, device, state
+) -> None:
+    """Outputs missing next to a checkpoint of ``run`` (a kill between the two writes), recomputed from it."""
+    hetero = loss_module.zdim > 0
+    missing = [e for e in run.epochs() if not output_path(run, e, hetero).exists()]
+    if not missing:
+        return
+    current = {k: v.detach().clone() for k, v in loss_module.model.state_dict().items()}
+    try:
+        for epoch in missing:
+            ckpt = state if state is not None and int(state["epoch"]) == epoch else run.load_checkpoint(epoch)
+            loss_module.model.load_state_dict(ckpt["model"])
+            saved = config_from_checkpoint(ckpt, run.weights_path(epoch))
+            log.info("%s is missing: recomputing it from %s", output_path(run, epoch, hetero).name,
+                     run.weights_path(epoch).name)
+            try:
+                write_outputs(run, epoch, loss_module, dataset, saved, device)
+            except OSError as exc:
+                raise _disk_error(run, output_path(run, epoch, hetero), exc, epoch) from exc
+    finally:
+        loss_module.model.load_state_dict(current)
+
+
+def _train(
+    config: TrainConfig, run: RunDir, particles: ParticleSet, state, ctx, provenance: ProvenanceLog | None
+) -> FitResult:
     from cryoscape.progress import progress
 
     device = ctx.device
@@ -347,14 +694,20 @@ def _train(config: TrainConfig, run: RunDir, particles: ParticleSet, state, ctx)
     loss_module = build_loss_module(config).to(device)
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed * 1000 + ctx.rank)
+    generator.manual_seed(reparam_seed(config.seed, ctx.rank))
     start_epoch = 0
     if state is not None:
         loss_module.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # the checkpoint's values are replaced by the (merged) config's
+            group["lr"] = config.lr
+            group["weight_decay"] = config.weight_decay
         generator.set_state(state["rng"]["reparam"])
         torch.set_rng_state(state["rng"]["torch"])
         start_epoch = int(state["epoch"])
+    if ctx.is_main:
+        _write_missing_outputs(run, loss_module, dataset, config, device, state)
+    distributed.barrier(ctx)
     if start_epoch >= config.num_epochs:
         log.info(
             "the run already has %d epochs (asked for %d); nothing to train", start_epoch, config.num_epochs
@@ -392,7 +745,7 @@ def _train(config: TrainConfig, run: RunDir, particles: ParticleSet, state, ctx)
     for epoch in range(start_epoch, config.num_epochs):
         sampler.set_epoch(epoch)
         t0 = time.perf_counter()
-        sums = torch.zeros(4, dtype=torch.float64)  # loss*n, mse*n, kl*n, n
+        totals = _EpochTotals()
         bar = (
             progress(total=n_batches, desc=f"epoch {epoch + 1}/{config.num_epochs}", unit="batch")
             if ctx.is_main
@@ -423,60 +776,74 @@ def _train(config: TrainConfig, run: RunDir, particles: ParticleSet, state, ctx)
                 if bar is not None:
                     bar.close()
                 log.error("non-finite loss at epoch %d, batch %d", epoch + 1, b + 1)
+                suspects = _outlying_images(batch, particles)
+                advice = (
+                    f"particle(s) {', '.join(map(str, suspects))} (0-based) have non-finite or outlying pixel "
+                    "values: leave them out with --ind" if suspects else "try a lower --lr or check the images"
+                )
                 raise TrainingError(
                     f"non-finite loss ({parts.loss.item()}) at epoch {epoch + 1}, batch {b + 1} "
-                    f"of {n_batches}; stopped ({kept}; try a lower --lr or check the images)"
+                    f"of {n_batches}; stopped ({kept}; {advice})"
                 )
             optimizer.zero_grad(set_to_none=True)
             parts.loss.backward()
             optimizer.step()
             k = batch.images.shape[0]
-            sums += torch.tensor(
-                [parts.loss.item() * k, parts.mse.item() * k, parts.kl.item() * k, k], dtype=torch.float64
-            )
+            totals.add(parts, k)
             seen_since_log += k
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{sums[0].item() / sums[3].item():.4g}", refresh=False)
+                bar.set_postfix(loss=f"{totals.running_loss():.4g}", refresh=False)
             if ctx.is_main and seen_since_log >= config.log_interval:
                 seen_since_log = 0
                 log.debug(
-                    "epoch %d batch %d/%d: running loss %.6g",
-                    epoch + 1,
-                    b + 1,
-                    n_batches,
-                    sums[0].item() / sums[3].item(),
+                    "epoch %d batch %d/%d: running loss %.6g", epoch + 1, b + 1, n_batches, totals.running_loss()
                 )
         if bar is not None:
             bar.close()
-        totals = distributed.all_reduce_sum(sums.to(device), ctx).cpu()
-        n = totals[3].item()
-        mean_loss, mean_mse, mean_kl = (totals[:3] / n).tolist()
+        totals = totals.summed(ctx)
+        mean_loss = totals.loss / totals.images
+        mean_mse = totals.mse / totals.images
+        mean_kl = totals.kl / totals.images
         epoch_losses.append(mean_loss)
         done = epoch + 1
+        seconds = time.perf_counter() - t0
         if ctx.is_main:
             msg = f"epoch {done}/{config.num_epochs}: loss {mean_loss:.6g}, mse {mean_mse:.6g}"
             if loss_module.zdim:
                 msg += f", kl {mean_kl:.4g}, beta {b_beta:.4g}"
-            log.info(
-                "%s (%.1f s, %.0f images/s)",
-                msg,
-                time.perf_counter() - t0,
-                n / max(time.perf_counter() - t0, 1e-9),
-            )
+            log.info("%s (%.1f s, %.0f images/s)", msg, seconds, totals.images / max(seconds, 1e-9))
         if done % config.checkpoint_every == 0 or done == config.num_epochs:
+            error = None
             if ctx.is_main:
-                payload = {
-                    "model": loss_module.model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": _rng_state(generator),
-                    "config": to_dict(config),
-                    "train_loss": mean_loss,
-                }
-                path = run.save_checkpoint(done, payload)
-                log.info("wrote %s", path)
-                write_outputs(run, done, loss_module, dataset, config, device, amp)
-            distributed.barrier(ctx)
-        if not math.isfinite(mean_loss):  # pragma: no cover - caught per batch above
-            raise TrainingError(f"non-finite mean loss in epoch {done}")
+                error = _checkpoint(run, done, loss_module, optimizer, generator, dataset, config, mean_loss, device)
+            if not distributed.all_true(error is None, ctx):
+                raise error if error is not None else TrainingError("the main process failed to checkpoint")
+        if provenance is not None:
+            extra = {"mse": mean_mse, "kl": mean_kl} if loss_module.zdim else {"mse": mean_mse}
+            provenance.epoch_done(done, seconds, mean_loss, **extra)
     return FitResult(run, config, config.num_epochs, epoch_losses)
+
+
+def _checkpoint(
+    run, epoch, loss_module, optimizer, generator, dataset, config, mean_loss, device
+) -> TrainingError | None:
+    """Write ``weights.<epoch>.pt``, then its output; a failed write is returned as a TrainingError."""
+    payload = {
+        "model": loss_module.model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": _rng_state(generator),
+        "config": to_dict(config),
+        "train_loss": mean_loss,
+    }
+    path = run.weights_path(epoch)
+    try:
+        run.save_checkpoint(epoch, payload)
+        log.info("wrote %s", path)
+        path = output_path(run, epoch, loss_module.zdim > 0)
+        write_outputs(run, epoch, loss_module, dataset, config, device)
+    except OSError as exc:
+        log.error("cannot write %s: %s", path, exc)
+        return _disk_error(run, path, exc, epoch)
+    return None
+

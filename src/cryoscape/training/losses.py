@@ -56,21 +56,35 @@ def pair_mse(
     pred_neg: torch.Tensor,
     data_pos: torch.Tensor,
     data_neg: torch.Tensor,
+    self_mirrored: torch.Tensor | None = None,
     reduce: bool = True,
 ) -> torch.Tensor:
-    """Mean squared error over both members of each pair (every disc point once, DC twice).
+    """Mean squared error over the lattice points of the disc, every point once.
+
+    The pairs hold each disc point once, except the points that are their own mirror (DC: ``k = -k``), which
+    appear as both members of their pair; those count once.
 
     Parameters
     ----------
     pred_pos, pred_neg, data_pos, data_neg : torch.Tensor, shape (B, P)
+        Predicted and data values at ``k`` and ``-k`` of the P pairs.
+    self_mirrored : torch.Tensor, shape (P,), bool, optional
+        True where the pair's point is its own mirror (its ``-k`` member is not counted). None: no such point.
 
     Returns
     -------
     torch.Tensor
-        A scalar (``reduce``) or the per-image error, shape (B,).
+        A scalar (``reduce``, the batch mean) or the per-image error, shape (B,).
     """
-    err = (pred_pos - data_pos).square() + (pred_neg - data_neg).square()
-    per_image = err.mean(dim=-1) * 0.5
+    err_neg = (pred_neg - data_neg).square()
+    if self_mirrored is None:
+        n_points = 2 * pred_pos.shape[-1]
+    else:
+        counted = (~self_mirrored).to(err_neg.dtype)
+        err_neg = err_neg * counted
+        n_points = pred_pos.shape[-1] + counted.sum()  # a tensor: no device synchronisation
+    err = (pred_pos - data_pos).square() + err_neg
+    per_image = err.sum(dim=-1) / n_points
     return per_image.mean() if reduce else per_image
 
 

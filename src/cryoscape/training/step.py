@@ -1,7 +1,7 @@
-"""One optimisation step's computation: data pairs, encoder, decoder slice, CTF, loss.
+"""The reconstruction objective: image-formation model (slice, shift, CTF) and its loss, for one batch.
 
 For a batch of normalised centred Hartley images ``Y`` (B, D, D) with rotations ``R``, shifts ``s`` (px) and
-CTF:
+CTF (``data.ctf_batch.CTFBatch``):
 
 1. the data are gathered on the Hermitian half of the loss disc as pairs ``(Y(k), Y(-k))``
    (``geometry.lattice.hermitian_half``; ``k`` in cycles/pixel), and translated by ``+s`` in the pair
@@ -10,15 +10,15 @@ CTF:
    ``z = mu + sigma * eps`` with a seeded ``torch.Generator``;
 3. the decoder evaluates the pairs ``(V(k R), V(-k R))`` at the rotated points ``k @ R`` (B, P, 3);
 4. the prediction is multiplied by the CTF at the 2-D points (``geometry.ctf.ctf_2d`` at ``k / pixel size``);
-5. loss = MSE over the pairs + beta * KL / n_disc, where ``n_disc`` is the number of lattice points of the
-   disc (cryoDRGN's scaling: the KL of one image is weighed against the *mean* per-pixel error, so
-   beta = 1/zdim behaves as in cryoDRGN).
+5. loss = MSE over the lattice points of the disc (each once, DC included once) + beta * KL / n_disc, where
+   ``n_disc`` is the number of lattice points of the disc (cryoDRGN's scaling: the KL of one image is weighed
+   against the *mean* per-pixel error, so beta = 1/zdim behaves as in cryoDRGN).
 
-Encoder input (our choice): the centred data pairs on the disc, multiplied by the sign of the CTF (phase
-flipping), so that images of one conformation at different defocus look alike to the encoder; the flip needs
-no knowledge of the CTF amplitude and keeps the noise white. ``encoder_input = "real"`` models instead see the
-centred real-space image (the inverse Hartley transform of the centred data, restricted to the disc in Fourier
-space).
+Encoder input: the centred data pairs on the disc, multiplied by the sign of the CTF (phase flipping, as
+cryoDRGN does for its encoder), so that images of one conformation at different defocus look alike to the
+encoder; the flip needs no knowledge of the CTF amplitude and keeps the noise white. ``encoder_input = "real"``
+models instead see the centred real-space image (the inverse Hartley transform of the centred data, restricted
+to the disc in Fourier space).
 
 Mixed precision: the encoder and decoder run under ``torch.autocast`` (bf16 on CPU, bf16/fp16 on CUDA) when
 ``amp`` is on; their outputs are cast to fp32, and the CTF, the translation and the loss are computed in fp32.
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cryoscape.data.ctf_batch import CTFBatch
 from cryoscape.models.precision import autocast_context
 from cryoscape.training.losses import gaussian_kl, pair_mse, reparameterize, translate_pairs
 
@@ -45,7 +46,7 @@ class LossParts:
     loss : torch.Tensor, scalar
         ``mse + beta * kl / n_disc`` (what is minimised).
     mse : torch.Tensor, scalar or (B,)
-        Mean squared error over the disc pairs.
+        Mean squared error over the lattice points of the disc (each point once).
     kl : torch.Tensor, scalar or (B,)
         KL divergence (0 for a homogeneous model).
     mu, logvar : torch.Tensor (B, zdim) or None
@@ -59,10 +60,12 @@ class LossParts:
     logvar: torch.Tensor | None
 
 
-class SliceLoss(nn.Module):
-    """The model with the lattice it is trained on; ``forward`` returns the batch's :class:`LossParts`.
+class ReconstructionObjective(nn.Module):
+    """The training objective of a model: image formation from the networks (slice at ``k @ R``, CTF, shift)
+    on the lattice of the loss disc, compared with the data; ``forward`` returns the batch's :class:`LossParts`.
 
-    Wrapping the model in one module gives DistributedDataParallel a single ``forward`` to hook.
+    It holds the networks (``.model``, from ``cryoscape.models.build_model``) so that DistributedDataParallel
+    has a single ``forward`` to hook; the networks themselves are ``.model.encoder`` / ``.model.decoder``.
 
     Parameters
     ----------
@@ -92,8 +95,9 @@ class SliceLoss(nn.Module):
             "points_2d", torch.as_tensor(freqs[np.asarray(idx_half)], dtype=torch.float32), persistent=False
         )
         # lattice points of the full disc: each half point and its mirror, the self-mirrored DC once
-        n_self = int(np.sum(np.asarray(idx_half) == np.asarray(idx_mirror)))
-        self.n_disc = 2 * len(idx_half) - n_self
+        self_mirrored = np.asarray(idx_half) == np.asarray(idx_mirror)
+        self.register_buffer("self_mirrored", torch.as_tensor(self_mirrored), persistent=False)
+        self.n_disc = 2 * len(idx_half) - int(self_mirrored.sum())
         self.encoder_mode = None
         self.enc_same_as_loss = False
         if self.zdim > 0:
@@ -127,34 +131,23 @@ class SliceLoss(nn.Module):
             y_pos, y_neg = translate_pairs(y_pos, y_neg, self.points_2d, shifts_px)
         return y_pos, y_neg
 
-    def ctf_at_points(self, ctf: torch.Tensor, points_2d: torch.Tensor | None = None) -> torch.Tensor:
+    def ctf_at_points(self, ctf: CTFBatch, points_2d: torch.Tensor | None = None) -> torch.Tensor:
         """CTF (B, P) at 2-D points (P, 2) in cycles/pixel (default: the loss half-disc).
 
-        Parameters are (B, 9) in ``data.dataset.CTF_COLUMNS`` order; the frequencies in 1/Å are
-        ``k / pixel size``.
+        The frequencies in 1/Å are ``k / pixel_size_angstrom`` of each particle.
         """
         from cryoscape.geometry.ctf import ctf_2d
 
         pts = self.points_2d if points_2d is None else points_2d
-        c = ctf.to(torch.float32)
-        freqs = pts.unsqueeze(0) / c[:, 0, None, None]
-        return ctf_2d(
-            freqs,
-            c[:, 1:2],
-            c[:, 2:3],
-            c[:, 3:4],
-            c[:, 4:5],
-            c[:, 5:6],
-            c[:, 6:7],
-            c[:, 7:8],
-            bfactor_angstrom2=c[:, 8:9],
-        )
+        c = ctf.to(dtype=torch.float32)
+        freqs = pts.unsqueeze(0) / c.pixel_size_angstrom[:, None, None]
+        return ctf_2d(freqs, **c.ctf_2d_parameters())
 
     def encoder_input(
         self,
         images: torch.Tensor,
         shifts_px: torch.Tensor | None,
-        ctf: torch.Tensor | None,
+        ctf: CTFBatch | None,
         loss_pairs: tuple[torch.Tensor, torch.Tensor],
         loss_ctf: torch.Tensor | None,
     ) -> torch.Tensor:
@@ -192,7 +185,7 @@ class SliceLoss(nn.Module):
         images: torch.Tensor,
         rotations: torch.Tensor,
         shifts_px: torch.Tensor | None,
-        ctf: torch.Tensor | None,
+        ctf: CTFBatch | None,
         beta: float,
         generator: torch.Generator | None = None,
         sample: bool = True,
@@ -207,7 +200,7 @@ class SliceLoss(nn.Module):
         images : (B, D, D) normalised centred Hartley images
         rotations : (B, 3, 3)
         shifts_px : (B, 2) or None
-        ctf : (B, 9) or None
+        ctf : CTFBatch (each field (B,)) or None
         beta : float
             KL weight.
         generator : torch.Generator
@@ -241,7 +234,7 @@ class SliceLoss(nn.Module):
         pred_pos, pred_neg = pairs[..., 0], pairs[..., 1]
         if ctf_vals is not None:
             pred_pos, pred_neg = pred_pos * ctf_vals, pred_neg * ctf_vals
-        mse = pair_mse(pred_pos, pred_neg, y_pos, y_neg, reduce=reduce)
+        mse = pair_mse(pred_pos, pred_neg, y_pos, y_neg, self_mirrored=self.self_mirrored, reduce=reduce)
         if mu is not None:
             kl = gaussian_kl(mu, logvar, reduce=reduce)
         else:

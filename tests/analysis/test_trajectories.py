@@ -1,0 +1,193 @@
+"""Trajectories (trajectories helper): the neighbour graph against brute force, Dijkstra paths, the commands."""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+import pytest
+
+from cryoscape.analysis.api import TrainedRun
+from cryoscape.analysis.latent import fit_pca, pc_traversal
+from cryoscape.analysis.trajectories import direct_points, graph_path, neighbour_graph, pc_points
+from cryoscape.cli.main import main
+from cryoscape.errors import InputError
+
+
+def _brute_force_edges(z: np.ndarray, k: int, cutoff: float) -> set[tuple[int, int]]:
+    """Pairs (i < j) where one is among the k nearest of the other, no longer than ``cutoff`` (full matrix)."""
+    d = np.linalg.norm(z[:, None] - z[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    knn = [set(np.argsort(row, kind="stable")[:k].tolist()) for row in d]
+    return {(min(i, j), max(i, j)) for i in range(len(z)) for j in knn[i] if d[i, j] <= cutoff}
+
+
+def _dijkstra_length(edges: dict[int, dict[int, float]], src: int, dst: int) -> float:
+    best = {src: 0.0}
+    heap = [(0.0, src)]
+    while heap:
+        dist, node = heapq.heappop(heap)
+        if node == dst:
+            return dist
+        if dist > best.get(node, np.inf):
+            continue
+        for other, w in edges.get(node, {}).items():
+            if dist + w < best.get(other, np.inf):
+                best[other] = dist + w
+                heapq.heappush(heap, (dist + w, other))
+    return np.inf
+
+
+def test_neighbour_graph_matches_brute_force_knn_with_a_global_cutoff():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((300, 3))
+    graph = neighbour_graph(z, max_neighbours=10, avg_neighbours=5.0)
+    m = graph.matrix.tocoo()
+    edges = {(int(i), int(j)) for i, j in zip(m.row, m.col) if i < j}
+    assert edges == _brute_force_edges(z, 10, graph.cutoff)
+    # symmetric, Euclidean weights, degree cap, mean degree ~5 (exactly round(2.5 N) edges barring ties)
+    assert (graph.matrix != graph.matrix.T).nnz == 0
+    np.testing.assert_allclose(m.data, np.linalg.norm(z[m.row] - z[m.col], axis=1), rtol=1e-12)
+    degree = np.diff(graph.matrix.indptr)
+    assert graph.max_degree == degree.max()
+    assert len(edges) == round(2.5 * len(z))
+    assert graph.mean_degree == pytest.approx(5.0, abs=0.01)
+    assert m.data.max() <= graph.cutoff
+
+
+def test_graph_path_is_connected_respects_the_cutoff_and_is_shortest():
+    rng = np.random.default_rng(1)
+    # a half circle sampled nearly evenly (a global cutoff fragments Poisson samples of a curve: see the docs)
+    t = np.linspace(0, np.pi, 400) + rng.uniform(-0.2, 0.2, 400) * np.pi / 400
+    z = np.stack([np.cos(t), np.sin(t), np.zeros(400)], axis=1) + 0.002 * rng.standard_normal((400, 3))
+    graph = neighbour_graph(z)
+    path = graph_path(graph, np.array([0, 399]))
+    rows = path.rows
+    assert rows[0] == 0 and rows[-1] == 399 and len(set(rows.tolist())) == len(rows)
+    dense = graph.matrix.toarray()
+    assert np.all(dense[rows[:-1], rows[1:]] > 0)  # every step is an edge of the graph
+    assert np.all(path.steps <= graph.cutoff) and np.all(path.steps > 0)
+    np.testing.assert_allclose(path.steps, np.linalg.norm(z[rows[1:]] - z[rows[:-1]], axis=1), rtol=1e-12)
+    adjacency: dict[int, dict[int, float]] = {}
+    m = graph.matrix.tocoo()
+    for i, j, w in zip(m.row, m.col, m.data):
+        adjacency.setdefault(int(i), {})[int(j)] = float(w)
+    assert path.length == pytest.approx(_dijkstra_length(adjacency, 0, 399), rel=1e-12)
+    assert np.all(np.diff(t[rows]) > 0)  # the path follows the arc, end to end
+    # through a middle anchor: it is visited, in order
+    via = graph_path(graph, np.array([0, 200, 399]))
+    assert via.rows[via.anchor_positions[1]] == 200 and list(via.anchor_positions) == sorted(via.anchor_positions)
+
+
+def test_anchors_in_disconnected_components_give_a_clear_error():
+    rng = np.random.default_rng(2)
+    z = np.concatenate([rng.normal(0, 0.1, (100, 2)), rng.normal(50, 0.1, (100, 2))])
+    graph = neighbour_graph(z)
+    assert graph.n_components >= 2
+    with pytest.raises(InputError, match="anchors particle 3 and particle 150 are in disconnected components"):
+        graph_path(graph, np.array([3, 150]), ["particle 3", "particle 150"])
+
+
+def test_direct_points_interpolate_between_anchors():
+    a = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])
+    points = direct_points(a, n_points=5)
+    assert points.shape == (9, 2)
+    np.testing.assert_allclose(points[[0, 4, 8]], a)
+    np.testing.assert_allclose(points[2], [0.5, 0.0])
+    loop = direct_points(a, n_points=3, loop=True)
+    assert loop.shape == (6, 2)  # 3 segments of 2 new points; back towards the first anchor, not repeating it
+    np.testing.assert_allclose(loop[[0, 2, 4]], a)
+    np.testing.assert_allclose(loop[5], [0.5, 1.0])
+
+
+def test_pc_points_agree_with_latent_pc_traversal():
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((500, 3)) * [3.0, 1.0, 0.3]
+    points, coords = pc_points(z, pc=1, n_points=7)
+    np.testing.assert_allclose(points, pc_traversal(z, pc=0, n_points=7), atol=1e-5)
+    np.testing.assert_allclose(fit_pca(z).transform(points)[:, 0], coords, atol=1e-5)
+    spaced, coords2 = pc_points(z, pc=2, n_points=5, low_percentile=10, high_percentile=90, percentile_spacing=True)
+    on_pc2 = fit_pca(z).transform(z)[:, 1]
+    np.testing.assert_allclose(coords2, np.percentile(on_pc2, [10, 30, 50, 70, 90]))
+    np.testing.assert_allclose(fit_pca(z).transform(spaced)[:, [0, 2]], 0.0, atol=1e-5)  # others at the mean
+    with pytest.raises(InputError, match="principal component 4"):
+        pc_points(z, pc=4)
+
+
+# --- the commands, on the tiny trained runs of conftest.py ------------------------------------------------------
+def test_pc_traversal_command_writes_points_maps_montage_and_script(trained_run, tmp_path):
+    assert main(["pc-traversal", str(trained_run), "-n", "4", "--volumes", "-d", "16", "--pc", "1", "2",
+                 "-o", str(tmp_path / "pcs"), "--device", "cpu"]) == 0
+    run = TrainedRun.open(trained_run)
+    for pc in (1, 2):
+        out = tmp_path / "pcs" / f"pc{pc}"
+        z = np.loadtxt(out / "z_values.txt")
+        np.testing.assert_allclose(z, pc_points(run.z, pc=pc, n_points=4)[0], atol=1e-5)
+        assert [p.name for p in sorted(out.glob("vol_*.mrc"))] == [f"vol_00{i}.mrc" for i in range(1, 5)]
+        assert (out / "montage.png").stat().st_size > 0
+        assert "vol_001.mrc" in (out / f"pc{pc}.cxc").read_text()
+    # default folder and no maps without --volumes
+    assert main(["pc-traversal", str(trained_run), "-n", "3"]) == 0
+    default = trained_run / "traversals.2" / "pc1"
+    assert np.loadtxt(default / "z_values.txt").shape == (3, 2) and not list(default.glob("*.mrc"))
+
+
+def _far_connected_pair(z: np.ndarray) -> tuple[int, int]:
+    """Two rows of the largest connected component of the default graph, far apart."""
+    from scipy.sparse.csgraph import connected_components
+
+    _, comp = connected_components(neighbour_graph(z).matrix, directed=False)
+    rows = np.flatnonzero(comp == np.bincount(comp).argmax())
+    coord = fit_pca(z).transform(z)[rows, 0]
+    return int(rows[coord.argmin()]), int(rows[coord.argmax()])
+
+
+def test_graph_traversal_command_between_particles(trained_run, tmp_path):
+    run = TrainedRun.open(trained_run)
+    ra, rb = _far_connected_pair(run.z)
+    a, b = int(run.indices[ra]), int(run.indices[rb])
+    out = tmp_path / "g"
+    assert main(["graph-traversal", str(trained_run), "--anchors", str(a), str(b), "-o", str(out), "--volumes",
+                 "-d", "16", "--device", "cpu"]) == 0
+    path = np.loadtxt(out / "path_indices.txt", dtype=np.int64, ndmin=1)
+    assert path[0] == a and path[-1] == b
+    z = np.loadtxt(out / "z_values.txt", ndmin=2)
+    np.testing.assert_allclose(z, run.z[run.rows_of(path)], atol=1e-5)
+    graph = neighbour_graph(run.z)
+    steps = np.linalg.norm(np.diff(run.z[run.rows_of(path)].astype(np.float64), axis=0), axis=1)
+    assert np.all(steps <= graph.cutoff * (1 + 1e-6))
+    assert len(list(out.glob("vol_*.mrc"))) == len(path) and (out / "g.cxc").exists()
+
+
+def test_graph_traversal_on_a_subset_run_uses_original_indices(trained_subset_run, tmp_path, capsys):
+    run = TrainedRun.open(trained_subset_run)
+    ra, rb = _far_connected_pair(run.z)
+    a, b = int(run.indices[ra]), int(run.indices[rb])
+    out = tmp_path / "odd"
+    assert main(["graph-traversal", str(trained_subset_run), "--anchors", str(a), str(b), "-o", str(out)]) == 0
+    path = np.loadtxt(out / "path_indices.txt", dtype=np.int64, ndmin=1)
+    assert np.all(path % 2 == 1) and path[0] == a and path[-1] == b
+    assert main(["graph-traversal", str(trained_subset_run), "--anchors", "2", str(b), "-o", str(out)]) == 2
+    assert "not part of this run" in capsys.readouterr().err
+
+
+def test_kmeans_anchors_resolve_through_centers_ind_or_say_what_to_run(trained_run, tmp_path, capsys):
+    run = TrainedRun.open(trained_run)
+    status = main(["direct-traversal", str(trained_run), "--kmeans", "7", "--anchors", "1", "2",
+                   "--analyze-dir", str(tmp_path / "nothing")])
+    assert status == 2
+    assert f"cryoscape analyze {trained_run} --epoch 2 --ksample 7" in capsys.readouterr().err
+    km = tmp_path / "an" / "kmeans3"
+    km.mkdir(parents=True)
+    centres = [int(run.indices[10]), int(run.indices[200]), int(run.indices[390])]
+    (km / "centers_ind.txt").write_text("\n".join(map(str, centres)) + "\n")
+    out = tmp_path / "d"
+    assert main(["direct-traversal", str(trained_run), "--kmeans", "3", "--anchors", "3", "1", "--loop", "-n", "4",
+                 "--analyze-dir", str(tmp_path / "an"), "-o", str(out)]) == 0
+    z = np.loadtxt(out / "z_values.txt")
+    assert z.shape == (6, 2)
+    np.testing.assert_allclose(z[0], run.z[390], atol=1e-5)
+    np.testing.assert_allclose(z[3], run.z[10], atol=1e-5)
+    assert main(["graph-traversal", str(trained_run), "--kmeans", "3", "--anchors", "1", "4",
+                 "--analyze-dir", str(tmp_path / "an"), "-o", str(out)]) == 2
+    assert "cluster id(s) [4] out of range" in capsys.readouterr().err
