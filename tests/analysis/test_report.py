@@ -78,6 +78,15 @@ def _open(driver, path: Path) -> None:
         time.sleep(0.1)
 
 
+def _wait_until(driver, script: str, what: str, seconds: float = 20.0):
+    """Poll ``return <script>`` until it is truthy (plotly applies layout changes and selections asynchronously)."""
+    deadline = time.time() + seconds
+    while not (value := driver.execute_script(f"return {script}")):
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
 def _errors(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
@@ -144,8 +153,9 @@ def test_report_loads_offline_and_box_selection_downloads_original_indices(analy
     assert options[0] == "k-means cluster (K=4)" and "‖z‖" in options and "defocus_angstrom" in options
 
     browser.execute_script("Plotly.relayout(document.getElementById('scatter'), {dragmode: 'select'})")
+    _wait_until(browser, "document.getElementById('scatter')._fullLayout.dragmode === 'select'", "box-select mode")
     _drag(browser, [(200, 60), (500, 300), (760, 520)])
-    selection = browser.execute_script("return window.cryoscapeSelection")
+    selection = _wait_until(browser, "window.cryoscapeSelection", "the box selection")
     assert selection is not None and selection["count"] > 0
     (x0, x1), (y0, y1) = sorted(selection["range"]["x"]), sorted(selection["range"]["y"])
     pcs = np.load(run.analyze_dir / "pca.npy")
@@ -185,6 +195,7 @@ def test_report_lasso_on_umap_and_recolouring(analysed_subset_run, browser):
     xs = browser.execute_script("return Array.from(document.getElementById('scatter').data[0].x)")
     np.testing.assert_allclose(xs, umap[:, 0], rtol=1e-6)
     _drag(browser, [(100, 80), (900, 90), (880, 500), (120, 480), (100, 90)])  # lasso (the default mode)
+    _wait_until(browser, "window.cryoscapeSelection && window.cryoscapeSelection.lasso", "the lasso selection")
     selection = browser.execute_script("return window.cryoscapeSelection")
     assert selection is not None and selection["lasso"] is not None
     from matplotlib.path import Path as Polygon

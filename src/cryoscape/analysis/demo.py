@@ -32,8 +32,10 @@ class DemoConfig:
     n_particles: int = 4000
     box_size: int = 32
     snr: float = 0.3
-    num_epochs: int = 15
+    num_epochs: int = 10
     zdim: int = 1
+    enc_dim: int = 128
+    dec_dim: int = 128
     n_maps: int = 8
     ksample: int = 20
     seed: int = 0
@@ -115,7 +117,8 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
     dataset = run_simulation(sim, data_dir)
 
     print(f"[2/4] training a VAE (zdim {config.zdim}, {config.num_epochs} epochs) → {run_dir}", flush=True)
-    train = TrainConfig(model=replace(ModelConfig(), zdim=config.zdim),
+    train = TrainConfig(model=replace(ModelConfig(), zdim=config.zdim, enc_dim=config.enc_dim,
+                                      dec_dim=config.dec_dim),
                         data=replace(DataConfig(), particles=str(dataset.star_path)),
                         num_epochs=config.num_epochs, seed=config.seed,
                         checkpoint_every=max(1, config.num_epochs // 3))

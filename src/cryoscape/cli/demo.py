@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", dest="num_epochs", type=int, default=d.num_epochs,
                         help="training epochs (default %(default)s)")
     parser.add_argument("--zdim", type=int, default=d.zdim, help="latent dimension (default %(default)s)")
+    parser.add_argument("--enc-dim", type=int, default=d.enc_dim, help="encoder width (default %(default)s)")
+    parser.add_argument("--dec-dim", type=int, default=d.dec_dim, help="decoder width (default %(default)s)")
     parser.add_argument("--n-maps", dest="n_maps", type=int, default=d.n_maps,
                         help="maps along PC1 when zdim ≥ 2 (default %(default)s)")
     parser.add_argument("--ksample", type=int, default=d.ksample,
@@ -45,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from cryoscape.analysis.demo import DemoConfig, run_demo
 
     config = DemoConfig(n_particles=args.n_particles, box_size=args.box_size, snr=args.snr,
-                        num_epochs=args.num_epochs, zdim=args.zdim, n_maps=args.n_maps, ksample=args.ksample,
-                        seed=args.seed)
+                        num_epochs=args.num_epochs, zdim=args.zdim, enc_dim=args.enc_dim, dec_dim=args.dec_dim,
+                        n_maps=args.n_maps, ksample=args.ksample, seed=args.seed)
     from cryoscape.cli.common import check_outputs
     check_outputs(folders=[args.outdir])
     result = run_demo(args.outdir, config)
