@@ -3,6 +3,7 @@ into poses/CTF that match independent formulas (scipy rotations, unit conversion
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -29,6 +30,17 @@ def column(n, lo, hi):
 
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=12)
+
+
+def _mutate_bytes(draw, raw: bytes) -> bytes:
+    """Up to three random byte substitutions, then maybe a truncation (a damaged or partly written file)."""
+    data = bytearray(raw)
+    for _ in range(draw(st.integers(0, 3))):
+        pos = draw(st.integers(0, len(data) - 1))
+        data[pos] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(0, len(data)))]
+    return bytes(data)
 
 
 @st.composite
@@ -222,7 +234,8 @@ from cryoscape.io.legacy import (  # noqa: E402
 from cryoscape.io.mrc import MrcStackReader, read_header, read_mrc, write_mrc  # noqa: E402
 from cryoscape.io.stacks import open_images  # noqa: E402
 
-FUZZ = settings(max_examples=30, deadline=None)
+FUZZ = settings(max_examples=int(os.environ.get("CRYOSCAPE_FUZZ_EXAMPLES", "30")), deadline=None,
+                derandomize=not os.environ.get("CRYOSCAPE_FUZZ_EXAMPLES"))
 JUNK_TOKENS = ["abc", "nan", "inf", "-inf", "1e400", "", "0", "-1", "9" * 30, "1@", "@", "\"", "_rlnX", "loop_",
                "data_", "#", "1.2.3", "0x10", "\u00e9", "-0"]
 
@@ -298,13 +311,7 @@ def mutated_cs_bytes(draw):
         array = np.ascontiguousarray(array[keep])
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
-    data = bytearray(buffer.getvalue())
-    for _ in range(draw(st.integers(0, 3))):
-        pos = draw(st.integers(0, len(data) - 1))
-        data[pos] = draw(st.integers(0, 255))
-    if draw(st.booleans()):
-        data = data[: draw(st.integers(0, len(data)))]
-    return bytes(data)
+    return _mutate_bytes(draw, buffer.getvalue())
 
 
 @FUZZ
@@ -387,13 +394,7 @@ def mutated_pickle_bytes(draw):
             np.tile(np.eye(3) * draw(st.sampled_from([1.0, 5.0, -1.0])), (n, 1, 1)),
             np.full((n, 9), draw(st.sampled_from([0.0, 64.0, -1.0, np.nan, np.inf]))),
         ]))
-    data = bytearray(pickle.dumps(obj, protocol=draw(st.sampled_from([2, 4, 5]))))
-    for _ in range(draw(st.integers(0, 3))):
-        pos = draw(st.integers(0, len(data) - 1))
-        data[pos] = draw(st.integers(0, 255))
-    if draw(st.booleans()):
-        data = data[: draw(st.integers(0, len(data)))]
-    return bytes(data)
+    return _mutate_bytes(draw, pickle.dumps(obj, protocol=draw(st.sampled_from([2, 4, 5]))))
 
 
 @FUZZ

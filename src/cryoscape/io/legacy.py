@@ -96,7 +96,7 @@ def load_pickle(path: str | os.PathLike) -> Any:
                          fix="only pickles of numpy arrays/tuples (cryoDRGN pose, CTF, index, z files) are "
                              "accepted") from exc
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            MemoryError, OverflowError, UnicodeDecodeError) as exc:
+            MemoryError, OverflowError, UnicodeError, LookupError) as exc:
         detail = " ".join(str(exc).split())[:200]
         raise InputError(f"not a readable pickle ({type(exc).__name__}: {detail})", path=path,
                          fix="check that the file is a complete cryoDRGN .pkl") from exc
