@@ -47,6 +47,8 @@ def cli(*args: str, log: Path | None = None) -> float:
     """Run a cryoscape command; return its wall time (s)."""
     start = time.perf_counter()
     with open(log or os.devnull, "a") as out:
+        out.write(f"$ cryoscape {' '.join(args)}\n")
+        out.flush()
         proc = subprocess.run([CLI, *args], stdout=out, stderr=subprocess.STDOUT,
                               env={**os.environ, "CRYOSCAPE_NO_PROGRESS": "1"})
     if proc.returncode:

@@ -31,35 +31,16 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = str(Path(sys.executable).with_name("cryoscape"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from accuracy import ROOT, cli, shown
+
 NET = ["--enc-dim", "64", "--enc-layers", "2", "--dec-dim", "64", "--dec-layers", "2"]
-
-
-def shown(path: Path) -> str:
-    """``path`` relative to the repository when inside it (no machine-specific prefix in the JSON)."""
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def cli(*args: str, log: Path | None = None) -> float:
-    """Run a cryoscape command; return its wall time (s)."""
-    start = time.perf_counter()
-    with open(log or os.devnull, "a") as out:
-        out.write(f"$ cryoscape {' '.join(args)}\n")
-        out.flush()
-        proc = subprocess.run([CLI, *args], stdout=out, stderr=subprocess.STDOUT,
-                              env={**os.environ, "CRYOSCAPE_NO_PROGRESS": "1"})
-    if proc.returncode:
-        raise SystemExit(f"failed: cryoscape {' '.join(args)} (see {log})")
-    return time.perf_counter() - start
 
 
 def dataset(args, preset: str, name: str) -> Path:

@@ -82,6 +82,15 @@ def _check_parents(path: str, what: str) -> None:
                          fix="choose a folder you can write to, or fix its permissions")
 
 
+def _refuse_inputs(out: str, sources: list[str], problem: str, fix: str) -> None:
+    """InputError ``<out>: <problem> <src> (<fix>)`` when ``out`` is the same file or folder as an input."""
+    from cryoscape.errors import InputError
+
+    for src in sources:
+        if _same_file(out, src):
+            raise InputError(f"{problem} {src}", path=out, fix=fix)
+
+
 def check_outputs(*, inputs=(), files=(), folders=()) -> None:
     """Refuse outputs that would replace an input or cannot be written, before any work starts.
 
@@ -111,10 +120,7 @@ def check_outputs(*, inputs=(), files=(), folders=()) -> None:
         if os.path.isdir(out) and not os.access(out, os.W_OK | os.X_OK):
             raise InputError("the output folder is not writable", path=out,
                              fix="choose a folder you can write to, or fix its permissions")
-        for src in sources:
-            if _same_file(out, src):
-                raise InputError(f"the output folder is the input {src}", path=out,
-                                 fix="give a new folder for the outputs")
+        _refuse_inputs(out, sources, "the output folder is the input", "give a new folder for the outputs")
     for out in (os.fspath(p) for p in files if p is not None):
         if os.path.isdir(out):
             raise InputError("is a folder, but a file is expected here", path=out,
@@ -124,10 +130,8 @@ def check_outputs(*, inputs=(), files=(), folders=()) -> None:
                 os.path.abspath(out)), os.W_OK):
             raise InputError("the output file exists and cannot be replaced", path=out,
                              fix="choose another output name")
-        for src in sources:
-            if _same_file(out, src):
-                raise InputError(f"the output would replace the input {src}", path=out,
-                                 fix="write to a new file name; inputs are never overwritten")
+        _refuse_inputs(out, sources, "the output would replace the input",
+                       "write to a new file name; inputs are never overwritten")
 
 
 def positive_int(text: str) -> int:

@@ -44,6 +44,7 @@ from cryoscape.data.dataset import (
     estimate_data_std,
     make_loader,
 )
+from cryoscape.data.normalization import scale_outliers
 from cryoscape.data.particles import ParticleSet, load_particles
 from cryoscape.errors import InputError, TrainingError
 from cryoscape.models.precision import amp_helps
@@ -644,18 +645,10 @@ def _fit(config, out_dir, particles, resume_from, ctx, changes, overwrite, model
             lock.release()
 
 
-#: An image whose rms exceeds this multiple of the batch median is named when the loss becomes non-finite.
-OUTLIER_RMS_FACTOR = 1e3
-
-
 def _outlying_images(batch, particles: ParticleSet) -> list[int]:
-    """Original indices of the batch's images with non-finite values or an rms ≫ the batch median."""
-    images = batch.images.detach().float().cpu()
-    finite = torch.isfinite(images).flatten(1).all(dim=1)
-    rms = images.nan_to_num(0.0, posinf=0.0, neginf=0.0).pow(2).flatten(1).mean(dim=1).sqrt()
-    median = float(rms[finite].median()) if bool(finite.any()) else 0.0
-    bad = ~finite | (rms > OUTLIER_RMS_FACTOR * max(median, 1e-30))
-    positions = batch.positions.cpu().numpy()[bad.numpy()]
+    """Original indices of the batch's images whose scale is outlying (``normalization.scale_outliers``)."""
+    mean_squares = batch.images.detach().cpu().double().pow(2).flatten(1).mean(dim=1).numpy()
+    positions = batch.positions.cpu().numpy()[scale_outliers(mean_squares)]
     return [int(i) for i in np.asarray(particles.indices)[positions]]
 
 
