@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import cli, ground_truth, shown
 
 
-def score(run: Path, data: Path, gt: dict, radius: float, n_images: int) -> dict:
-    """Per-image FSC of ``run`` decoded to frequency radius ``radius`` (pixels)."""
+def score(run: Path, data: Path, gt: dict, radius: float, n_images: int, epoch: int | None = None) -> dict:
+    """Per-image FSC of ``run`` (checkpoint ``epoch``, default the last) decoded to frequency radius ``radius``
+    (pixels)."""
     import torch
 
     from cryoscape.reconstruct.scoring import per_image_fsc, truth_from_table
@@ -36,7 +37,7 @@ def score(run: Path, data: Path, gt: dict, radius: float, n_images: int) -> dict
     from cryoscape.training.config import load_trained
 
     run_dir = RunDir(run)
-    model, config, epoch = load_trained(run_dir, None)
+    model, config, epoch = load_trained(run_dir, epoch)
     box, scale = int(config.data.box_size), float(config.data.data_std or 1.0)
     with np.load(run_dir.z_path(epoch)) as f:
         z = np.asarray(f["mean"], dtype=np.float32)

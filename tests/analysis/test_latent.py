@@ -102,3 +102,31 @@ def test_traversal_of_a_one_dimensional_latent_is_its_percentile_range():
     z = np.random.default_rng(3).normal(size=(400, 1))
     np.testing.assert_allclose(pc_traversal(z, n_points=4)[:, 0], np.linspace(*np.percentile(z[:, 0], [5, 95]), 4),
                                atol=1e-12)
+
+
+def test_umap_starts_from_the_exact_neighbour_graph_is_reproducible_and_caches_compiled_code(monkeypatch):
+    import umap
+    import umap.layouts
+    from numba.core.caching import NullCache
+
+    from cryoscape.analysis import latent
+
+    rng = np.random.default_rng(10)
+    z = np.concatenate([rng.normal(c, 0.3, (150, 5)) for c in (0.0, 4.0)]).astype(np.float32)
+    seen = {}
+    real = umap.UMAP
+
+    def recording(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(umap, "UMAP", recording)
+    first = latent.fit_umap(z, seed=3)
+    idx, dist = seen["precomputed_knn"]
+    d = np.linalg.norm(z[:, None].astype(np.float64) - z[None], axis=-1)
+    brute = np.sort(d, axis=1)[:, :15]  # each point itself first, then its 14 nearest
+    np.testing.assert_allclose(dist, brute, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d[np.arange(len(z))[:, None], idx], brute, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(latent.fit_umap(z, seed=3), first)  # same seed, same embedding
+    assert not isinstance(umap.layouts._nb_optimize_layout_euclidean_single_epoch._cache, NullCache)
+    assert latent.enable_umap_compile_cache() == 0  # already on

@@ -76,12 +76,14 @@ def test_band_summary_and_bad_delta():
         seam_profile(SteppedDecoder(0.3), delta_px=0.0)
 
 
-def test_real_decoders_full_space_is_continuous_pair_domain_is_not():
+def test_real_decoders_full_space_and_seam_band_are_continuous_hard_switch_is_not():
     torch.manual_seed(0)
     z = np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32)
     full = Decoder(ModelConfig(zdim=2, dec_dim=32, dec_layers=2, domain="hartley_full"), BOX)
-    pair = Decoder(ModelConfig(zdim=2, dec_dim=32, dec_layers=2, domain="hartley"), BOX)
+    pair = Decoder(ModelConfig(zdim=2, dec_dim=32, dec_layers=2, domain="hartley", seam_band_px=0.0), BOX)
+    banded = Decoder(ModelConfig(zdim=2, dec_dim=32, dec_layers=2, domain="hartley"), BOX)
     jump_full = seam_profile(full, z).band(0.0)
     jump_pair = seam_profile(pair, z).band(0.0)
     assert jump_full < 1e-2  # one network on the whole space: only the O(δ) change
-    assert jump_pair > 10 * jump_full  # untrained pair decoder: outputs 0 and 1 are unrelated
+    assert jump_pair > 10 * jump_full  # untrained hard switch: outputs 0 and 1 are unrelated
+    assert seam_profile(banded, z).band(0.0) < 1e-2  # the default seam band blends them continuously

@@ -9,17 +9,25 @@ import pytest
 
 from cryoscape.analysis.api import TrainedRun
 from cryoscape.analysis.latent import fit_pca, pc_traversal
-from cryoscape.analysis.trajectories import direct_points, graph_path, neighbour_graph, pc_points
+from cryoscape.analysis.trajectories import direct_points, graph_path, neighbour_graph, pc_points, smooth_path
 from cryoscape.cli.main import main
 from cryoscape.errors import InputError
 
 
 def _brute_force_edges(z: np.ndarray, k: int, cutoff: float) -> set[tuple[int, int]]:
-    """Pairs (i < j) where one is among the k nearest of the other, no longer than ``cutoff`` (full matrix)."""
+    """The documented rule from the full distance matrix: candidate pairs (one among the k nearest of the other),
+    kept when among the k shortest candidate pairs of both ends (ties by the other row) and ≤ ``cutoff``."""
+    n = len(z)
     d = np.linalg.norm(z[:, None] - z[None], axis=-1)
     np.fill_diagonal(d, np.inf)
     knn = [set(np.argsort(row, kind="stable")[:k].tolist()) for row in d]
-    return {(min(i, j), max(i, j)) for i in range(len(z)) for j in knn[i] if d[i, j] <= cutoff}
+    candidates = {(min(i, j), max(i, j)) for i in range(n) for j in knn[i]}
+    mine: dict[int, list[tuple[float, int]]] = {i: [] for i in range(n)}
+    for i, j in candidates:
+        mine[i].append((d[i, j], j))
+        mine[j].append((d[i, j], i))
+    short = {i: {j for _, j in sorted(pairs)[:k]} for i, pairs in mine.items()}
+    return {(i, j) for i, j in candidates if j in short[i] and i in short[j] and d[i, j] <= cutoff}
 
 
 def _dijkstra_length(edges: dict[int, dict[int, float]], src: int, dst: int) -> float:
@@ -41,7 +49,7 @@ def _dijkstra_length(edges: dict[int, dict[int, float]], src: int, dst: int) -> 
 def test_neighbour_graph_matches_brute_force_knn_with_a_global_cutoff():
     rng = np.random.default_rng(0)
     z = rng.standard_normal((300, 3))
-    graph = neighbour_graph(z, max_neighbours=10, avg_neighbours=5.0)
+    graph = neighbour_graph(z, max_neighbours=10, avg_neighbours=5.0, connect=False)
     m = graph.matrix.tocoo()
     edges = {(int(i), int(j)) for i, j in zip(m.row, m.col) if i < j}
     assert edges == _brute_force_edges(z, 10, graph.cutoff)
@@ -53,6 +61,52 @@ def test_neighbour_graph_matches_brute_force_knn_with_a_global_cutoff():
     assert len(edges) == round(2.5 * len(z))
     assert graph.mean_degree == pytest.approx(5.0, abs=0.01)
     assert m.data.max() <= graph.cutoff
+
+
+def test_degree_cap_holds_on_the_final_graph_even_around_hubs():
+    # a hub: 40 points at ±0.5 along the 20 axes (0.71 apart) around the origin, their common nearest neighbour
+    rng = np.random.default_rng(6)
+    z = np.concatenate([np.zeros((1, 20)), 0.5 * np.eye(20), -0.5 * np.eye(20)])
+    z += 1e-3 * rng.standard_normal(z.shape)  # no ties
+    for k in (3, 10):
+        graph = neighbour_graph(z, max_neighbours=k, avg_neighbours=100.0)  # cutoff: every capped pair
+        degree = np.diff(graph.matrix.indptr)
+        assert degree.max() <= k and graph.max_degree == degree.max()
+        m = graph.matrix.tocoo()
+        assert {(int(i), int(j)) for i, j in zip(m.row, m.col) if i < j} == _brute_force_edges(z, k, np.inf)
+        assert degree[0] == k  # the hub keeps exactly its k shortest pairs (ties by row)
+
+
+def test_connect_raises_the_cutoff_to_keep_the_capped_graph_connected():
+    rng = np.random.default_rng(4)
+    t = np.sort(rng.uniform(0, 6, 300))  # a Poisson-sampled curve: a mean-degree cutoff fragments it
+    z = np.stack([t, np.sin(t), 0.01 * rng.standard_normal(300)], axis=1)
+    loose = neighbour_graph(z, connect=False)
+    joined = neighbour_graph(z)
+    assert loose.n_components > 1 and joined.n_components == 1
+    assert joined.cutoff > loose.cutoff and joined.max_degree <= 10
+    # the cutoff is exactly the longest edge of a minimum spanning tree of the capped pairs
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    capped = neighbour_graph(z, avg_neighbours=1000.0)
+    assert joined.cutoff == pytest.approx(minimum_spanning_tree(capped.matrix).data.max(), rel=1e-12)
+    assert capped.cutoff >= joined.cutoff
+
+
+def test_smooth_path_averages_neighbours_and_resamples_evenly():
+    rng = np.random.default_rng(5)
+    t = np.linspace(0, 1, 200)
+    z = np.stack([t, np.zeros(200)], axis=1) + [0.0, 1.0] * rng.standard_normal((200, 1)) * 0.05
+    rows = np.array([0, 50, 60, 199])
+    raw = smooth_path(z, rows, neighbours=1, n_points=4)
+    np.testing.assert_allclose(raw[[0, -1]], z[[0, 199]], atol=1e-6)  # ends kept
+    line = np.stack([t**2, np.zeros(200)], axis=1)  # uneven spacing along a straight line
+    even = smooth_path(line, rows, neighbours=1, n_points=9)
+    np.testing.assert_allclose(even[:, 0], np.linspace(0, 1, 9), atol=1e-6)  # even in arc length
+    smooth = smooth_path(z, rows, neighbours=9, n_points=4)
+    d = np.linalg.norm(z[:, None] - z[None, rows[0]], axis=-1)[:, 0]
+    np.testing.assert_allclose(smooth[0], z[np.argsort(d)[:9]].mean(axis=0), atol=1e-6)
+    assert np.abs(smooth[:, 1]).max() < np.abs(raw[:, 1]).max() + 1e-9  # the noise across the curve averages out
 
 
 def test_graph_path_is_connected_respects_the_cutoff_and_is_shortest():
@@ -148,7 +202,7 @@ def test_graph_traversal_command_between_particles(trained_run, tmp_path):
     a, b = int(run.indices[ra]), int(run.indices[rb])
     out = tmp_path / "g"
     assert main(["graph-traversal", str(trained_run), "--anchors", str(a), str(b), "-o", str(out), "--volumes",
-                 "-d", "16", "--device", "cpu"]) == 0
+                 "-d", "16", "--device", "cpu", "--smooth", "1"]) == 0
     path = np.loadtxt(out / "path_indices.txt", dtype=np.int64, ndmin=1)
     assert path[0] == a and path[-1] == b
     z = np.loadtxt(out / "z_values.txt", ndmin=2)
@@ -157,6 +211,11 @@ def test_graph_traversal_command_between_particles(trained_run, tmp_path):
     steps = np.linalg.norm(np.diff(run.z[run.rows_of(path)].astype(np.float64), axis=0), axis=1)
     assert np.all(steps <= graph.cutoff * (1 + 1e-6))
     assert len(list(out.glob("vol_*.mrc"))) == len(path) and (out / "g.cxc").exists()
+    # default: maps along the smoothed path (same particles, points = smooth_path of them)
+    assert main(["graph-traversal", str(trained_run), "--anchors", str(a), str(b), "-o", str(tmp_path / "s")]) == 0
+    np.testing.assert_array_equal(np.loadtxt(tmp_path / "s" / "path_indices.txt", dtype=np.int64, ndmin=1), path)
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "s" / "z_values.txt", ndmin=2),
+                               smooth_path(run.z, run.rows_of(path), neighbours=10), atol=1e-5)
 
 
 def test_graph_traversal_on_a_subset_run_uses_original_indices(trained_subset_run, tmp_path, capsys):

@@ -286,6 +286,19 @@ def test_help_builds_without_importing_torch():
     assert out.stdout.strip() == "False", "a command module imports torch at module level"
 
 
+@pytest.mark.parametrize("command", ["train-vae", "train-nn", "analyze", "eval-vol"])
+def test_a_commands_help_does_not_import_torch(command):
+    code = ("import sys\n"
+            "from cryoscape.cli.main import main\n"
+            "try:\n"
+            f"    main([{command!r}, '--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip().splitlines()[-1] == "False", f"{command} --help imports torch"
+
+
 # ---- 3. readable logs ---------------------------------------------------------------------------------------
 
 def _downsample_args(fixtures_dir, tmp_path, *extra):

@@ -94,6 +94,9 @@ def test_import_epoch_and_existing_folder(fixtures_dir, tmp_path, capsys):
     assert "--epoch must be at least 1" in capsys.readouterr().err
     assert _import(fixtures_dir, tmp_path / "r", "--apix", "2", "--epoch", "7") == 0
     assert RunDir(tmp_path / "r").epochs() == [7]
+    record = yaml.safe_load((tmp_path / "r" / "provenance.yaml").read_text())[-1]
+    assert record["status"] == "imported from cryoDRGN" and record["command"]
+    assert record["options"]["weights"].endswith("het_weights.pkl") and record["options"]["epoch"] == 7
     assert _import(fixtures_dir, tmp_path / "r", "--apix", "2") == 2
     assert "already holds a run" in capsys.readouterr().err
     assert _import(fixtures_dir, tmp_path / "r", "--apix", "3", "--overwrite") == 0

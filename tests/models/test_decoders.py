@@ -63,13 +63,50 @@ def test_fourier_domain_pair_is_re_minus_im_and_re_plus_im():
     dec = _decoder(domain="fourier")
     z = torch.randn(2, 3)
     k = torch.rand(2, 30, 3) - 0.5
-    k[..., 2] = -k[..., 2].abs() - 1e-3  # canonical half-space: network evaluated as is
+    # canonical half-space beyond the seam band (|kz| > 1 frequency pixel): network evaluated as is
+    k[..., 2] = -k[..., 2].abs() - 1.5 / 12
     raw = dec.network(k, z)
     pair = dec(k, z)
     torch.testing.assert_close(pair[..., 0], raw[..., 0] - raw[..., 1])
     torch.testing.assert_close(pair[..., 1], raw[..., 0] + raw[..., 1])
     # outside the half-space the value is the complex conjugate of F(-k): H(k) = Re + Im
     torch.testing.assert_close(dec(-k, z)[..., 0], raw[..., 0] + raw[..., 1])
+
+
+@pytest.mark.parametrize("domain", ["hartley", "fourier"])
+def test_seam_band_makes_the_transform_continuous_across_the_plane(domain):
+    from cryoscape.analysis.seam import seam_profile
+
+    z = torch.randn(4, 3)
+    banded = _decoder(domain=domain)
+    assert banded.seam_band_px == 1.0  # the default
+    hard = Decoder(dataclasses.replace(banded.config, seam_band_px=0.0), 12)
+    hard.load_state_dict(banded.state_dict())
+    jump_banded = seam_profile(banded, z).relative_jump
+    jump_hard = seam_profile(hard, z).relative_jump
+    assert np.nanmax(jump_hard) > 0.05  # an untrained network's half-spaces disagree
+    assert np.nanmax(jump_banded) < 0.01  # continuous: only the slope over 2·10⁻³ px remains
+    # on the plane the pair is the mean of the direct and the swapped mirror evaluation
+    k = torch.tensor([[[2.0, -3.0, 0.0], [1.0, 4.0, -0.5]]]) / 12
+    raw = banded._as_pairs(banded.network(k, z[:1]))
+    mirror = banded._as_pairs(banded.network(-k, z[:1])).flip(-1)
+    out = banded(k, z[:1])
+    torch.testing.assert_close(out[0, 0], (raw[0, 0] + mirror[0, 0]) / 2)
+    torch.testing.assert_close(out[0, 1], 0.75 * raw[0, 1] + 0.25 * mirror[0, 1])  # kz = -0.5 px: w = 3/4
+    # the batched (B, P, 3) path and the shared (P, 3) path agree
+    kk = torch.rand(4, 30, 3) - 0.5
+    kk[:, :10, 2] = (torch.rand(4, 10) - 0.5) / 12  # inside the band
+    per_image = banded(kk, z)
+    shared = torch.stack([banded(kk[i], z[i:i + 1]).reshape(30, 2) for i in range(4)])
+    torch.testing.assert_close(per_image, shared)
+
+
+def test_configs_without_seam_band_load_with_the_hard_switch():
+    legacy = {k: v for k, v in ModelConfig().to_dict().items() if k != "seam_band_px"}
+    assert ModelConfig.from_dict(legacy).seam_band_px == 0.0
+    assert ModelConfig.from_dict(ModelConfig().to_dict()).seam_band_px == ModelConfig().seam_band_px == 1.0
+    with pytest.raises(Exception, match="seam_band_px"):
+        ModelConfig(seam_band_px=-1.0)
 
 
 @pytest.mark.parametrize("pe_type", ["gaussian", "geom_ft", "none"])

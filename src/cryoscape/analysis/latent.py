@@ -228,26 +228,44 @@ def fit_umap(z: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: 
     its ``n_neighbors`` nearest fitted particles (in z) — the starting point of ``UMAP.transform`` without its
     refinement epochs, ~20× cheaper and within a few % of the embedding's spread of it. ``transform=True`` uses
     ``UMAP.transform`` itself. Either way 1M particles finish in minutes. The seed fixes subsample and layout.
+
+    The k-nearest-neighbour graph UMAP starts from is computed exactly here (k-d tree, ``scipy.spatial.cKDTree``)
+    and handed to umap-learn (``precomputed_knn``) instead of its approximate NN-descent: exact, and it avoids
+    pynndescent's numba functions, which take a function argument and so cannot be cached on disk — they were
+    recompiled in every process (minutes of a loaded 2-core machine). umap-learn's other numba functions are
+    cached on disk by :func:`enable_umap_compile_cache`, so only the first ``cryoscape analyze`` on a machine
+    compiles them. ``transform=True`` needs umap-learn's own search index and still uses NN-descent.
     """
     import warnings
+
+    from scipy.spatial import cKDTree
 
     z = np.asarray(z, dtype=np.float32)
     n = len(z)
     if n < 4:
         raise ValueError(f"UMAP needs at least 4 points, got {n}")
+    k = min(n_neighbors, n - 1)
+    rng = np.random.default_rng(seed)
+    fit_rows = np.arange(n) if n <= fit_max else np.sort(rng.choice(n, size=fit_max, replace=False))
+    z_fit = z[fit_rows]
+    tree = cKDTree(z_fit)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
         import umap
 
-        reducer = umap.UMAP(n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist, n_components=2,
-                            random_state=seed)
+        enable_umap_compile_cache()
+        if transform and n > fit_max:
+            reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_components=2, random_state=seed)
+        else:
+            dist, idx = tree.query(z_fit, k=k, workers=-1)  # each point first, as umap-learn's own graph
+            reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_components=2, random_state=seed,
+                                precomputed_knn=(idx.astype(np.int32), dist.astype(np.float32)))
+        fitted = reducer.fit_transform(z_fit).astype(np.float32)
         if n <= fit_max:
-            return reducer.fit_transform(z).astype(np.float32)
-        rng = np.random.default_rng(seed)
-        fit_rows = np.sort(rng.choice(n, size=fit_max, replace=False))
+            return fitted
         out = np.empty((n, 2), dtype=np.float32)
-        fitted = reducer.fit_transform(z[fit_rows]).astype(np.float32)
         out[fit_rows] = fitted
         rest = np.ones(n, dtype=bool)
         rest[fit_rows] = False
@@ -257,15 +275,51 @@ def fit_umap(z: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: 
                 rows = rest_rows[start:start + 200000]
                 out[rows] = reducer.transform(z[rows])
             return out
-    from sklearn.neighbors import NearestNeighbors
-
-    index = NearestNeighbors(n_neighbors=min(n_neighbors, fit_max)).fit(z[fit_rows])
     for start in range(0, len(rest_rows), _CHUNK_ROWS):
         rows = rest_rows[start:start + _CHUNK_ROWS]
-        dist, nearest = index.kneighbors(z[rows])
+        dist, nearest = tree.query(z[rows], k=min(n_neighbors, fit_max), workers=-1)
         weight = 1.0 / (dist + 1e-6)
         out[rows] = (fitted[nearest] * weight[..., None]).sum(axis=1) / weight.sum(axis=1, keepdims=True)
     return out
+
+
+def enable_umap_compile_cache() -> int:
+    """Turn on numba's on-disk cache for the compiled functions of umap-learn and pynndescent (once per process).
+
+    umap-learn declares most of its numba functions without ``cache=True``, so each new process recompiles
+    them. This enables caching on every numba dispatcher of the loaded ``umap``/``pynndescent`` modules that
+    does not cache yet (``Dispatcher.enable_caching``, what ``cache=True`` does). Where the files go is
+    numba's rule: ``NUMBA_CACHE_DIR`` if the user set it, else ``__pycache__`` beside the package when
+    writable, else the user cache directory (``~/.cache/numba``); the directory is not overridden here,
+    because moving it would also discard pynndescent's own existing cache (a one-time full recompilation).
+    Cached code is keyed by numba on the function source, signature and CPU, so a changed package or machine
+    recompiles. Results are unchanged (same machine code). Called by :func:`fit_umap` after importing umap,
+    never at import of cryoscape.
+
+    Returns
+    -------
+    int
+        Dispatchers switched to caching by this call (0 when already done).
+    """
+    import sys
+    import warnings
+
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # a numba without these internals: UMAP still works, uncached
+        return 0
+    count = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba warns for functions it cannot cache; they stay uncached
+        for name, module in list(sys.modules.items()):
+            if name.split(".")[0] not in ("umap", "pynndescent") or module is None:
+                continue
+            for obj in list(vars(module).values()):
+                if isinstance(obj, CPUDispatcher) and isinstance(getattr(obj, "_cache", None), NullCache):
+                    obj.enable_caching()
+                    count += 1
+    return count
 
 
 def first_component(z: np.ndarray) -> np.ndarray:

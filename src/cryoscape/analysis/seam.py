@@ -2,9 +2,11 @@
 
 The pair decoders (``domain`` ``hartley`` and ``fourier``, :mod:`cryoscape.models.decoders`) evaluate their
 network only on the canonical half-space ``kz < 0`` (plus half of the plane) and obtain the other half-space by
-Hermitian symmetry, from the network's second output at ``−k``. Nothing forces the two half-spaces to meet
-continuously: just below the plane ``H(k)`` is output 0 of the network at ``k``, just above it is output 1 at
-``−k``. ``hartley_full`` evaluates one network everywhere and is continuous by construction.
+Hermitian symmetry, from the network's second output at ``−k``. With the hard switch (``seam_band_px`` 0,
+cryoDRGN's Fourier decoder) nothing forces the two half-spaces to meet continuously: just below the plane
+``H(k)`` is output 0 of the network at ``k``, just above it is output 1 at ``−k``. The default seam band blends
+the two evaluations near the plane and is continuous; ``hartley_full`` evaluates one network everywhere and is
+continuous by construction.
 
 For every in-plane lattice point ``j = (jx, jy)`` (frequency pixels, ``k = j / D``) the diagnostic evaluates the
 decoder at ``(kx, ky, ±δ)`` and reports, per frequency shell ``s = round(|j|)``::

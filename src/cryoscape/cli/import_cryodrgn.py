@@ -142,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from cryoscape.models.cryodrgn_compat import import_cryodrgn
     from cryoscape.runs import RunDir
     from cryoscape.training.config import DataConfig, TrainConfig, to_dict
+    from cryoscape.training.provenance import ProvenanceLog
 
     check_outputs(inputs=[args.config, args.weights], folders=[args.outdir],
                   files=[Path(args.outdir) / "config.yaml"])  # never replace an input
@@ -207,6 +208,10 @@ def run(args: argparse.Namespace) -> int:
                 "imported_from": str(Path(args.weights).resolve()),
             },
         )
+        record = ProvenanceLog(run_dir, options={"config": str(Path(args.config).resolve()),
+                                                 "weights": str(Path(args.weights).resolve()),
+                                                 "epoch": epoch, "apix": apix}, start_epoch=epoch)
+        record.finish("imported from cryoDRGN")
     kind = f"VAE (zdim {imported.config.zdim})" if imported.config.zdim else "homogeneous model"
     print(f"imported a cryoDRGN {kind}, box {imported.box_size}, as {run_dir.weights_path(epoch)}")
     return 0

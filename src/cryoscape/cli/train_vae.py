@@ -22,8 +22,9 @@ differences from cryoDRGN (same option names otherwise):
                (one value, evaluated at k and -k): twice our default's cost per image; its latent tends to
                organise in fewer epochs (measured figures: benchmarks/results/vs_cryodrgn*.json).
   seed         --seed defaults to 0, so a run is reproducible (cryoDRGN draws a random seed).
-  precision    --amp (default on): bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and on GPUs,
-               fp32 weights and loss; cryoDRGN uses AMP on GPUs only. Reruns and resumes with the same seed
+  precision    --amp (default on): bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and on GPUs
+               of compute capability >= 8.0, fp16 with loss scaling on older GPUs; fp32 weights and loss;
+               cryoDRGN uses AMP on GPUs only. Reruns and resumes with the same seed
                are bit-identical on the same machine (cryoscape runs Intel MKL in its alignment-independent
                mode, MKL_CBWR=AUTO,STRICT, unless MKL_CBWR is set).
   poses/CTF    read straight from a .star/.cs PARTICLES file (no parse step); --poses/--ctf also take .pkl.
@@ -143,11 +144,26 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         help="radius of the Fourier disc of the loss, lattice pixels (default D/2, = the map radius)",
     )
     g.add_argument(
+        "--freq-march-epochs",
+        dest="freq_march_epochs",
+        type=float,
+        default=t.freq_march_epochs,
+        help="frequency marching: grow the loss disc from --freq-march-start-px to the loss radius over the "
+        "first E epochs (cheaper early steps; default %(default)s = off)",
+    )
+    g.add_argument(
+        "--freq-march-start-px",
+        dest="freq_march_start_px",
+        type=float,
+        default=t.freq_march_start_px,
+        help="loss radius (lattice pixels) where frequency marching starts (default %(default)s)",
+    )
+    g.add_argument(
         "--amp",
         dest="amp",
         action=argparse.BooleanOptionalAction,
         default=t.amp,
-        help="bf16 autocast on CPUs with native bf16 / AMP on GPUs (default on)",
+        help="bf16 autocast on CPUs with native bf16, bf16 or fp16 AMP on GPUs (default on)",
     )
     g.add_argument("--seed", type=int, default=t.seed, help="random seed (default %(default)s)")
     g.add_argument(
@@ -227,14 +243,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         dest="chunk_size",
         type=int,
         default=d.chunk_size,
-        help="contiguous images per shuffling chunk when streaming (default %(default)s)",
+        help="largest run of consecutive images per shuffling chunk when streaming (default %(default)s)",
     )
     g.add_argument(
         "--num-workers",
         dest="num_workers",
         type=int,
         default=d.num_workers,
-        help="data loading processes (default %(default)s)",
+        help="data loading processes (default 0: one worker when streaming, none in memory)",
     )
 
     if heterogeneous:
@@ -323,6 +339,15 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
              "fastest per image; hartley_full = cryoDRGN's Hartley decoder (one value, evaluated at k and -k: "
              f"2x the cost per image{', the latent tends to organise in fewer epochs' if heterogeneous else ''}); "
              "fourier = (Re, Im) on half the frequencies, cryoDRGN's Fourier decoder (default %(default)s)",
+    )
+    g.add_argument(
+        "--seam-band-px",
+        dest="seam_band_px",
+        type=float,
+        default=m.seam_band_px,
+        help="hartley/fourier: blend the two half-spaces linearly within this many frequency pixels of the "
+             "kz = 0 plane, so the map's transform has no jump there; 0 = cryoDRGN's hard switch "
+             "(default %(default)s)",
     )
     g.add_argument(
         "--activation",
@@ -431,7 +456,10 @@ def run_training(args: argparse.Namespace, *, heterogeneous: bool) -> int:
                      model_kind=kind)
     else:
         result = fit(config, args.outdir, changes=changes, overwrite=args.overwrite, model_kind=kind)
-    print(f"trained {result.epoch} epochs; results in {result.run.path}")
+    from cryoscape.progress import is_secondary_rank
+
+    if not is_secondary_rank():  # once per torchrun job
+        print(f"trained {result.epoch} epochs; results in {result.run.path}")
     return 0
 
 

@@ -9,9 +9,12 @@ re-exported here as :func:`estimate_data_std`; stored in the run configuration s
 the same way).
 
 :class:`EpochSampler` produces the batches of one epoch: a random permutation (in-memory data) or
-contiguous-chunk shuffling (lazy data: chunks of consecutive particles in random order, shuffled within each
-chunk, so reads stream through the file), sharded across processes under ``torchrun``. The order depends only
-on the seed and the epoch, so a resumed run sees the same batches as an uninterrupted one.
+contiguous-chunk shuffling (chunks of consecutive particles in random order, shuffled within each chunk),
+sharded across processes under ``torchrun``. The order depends only on the seed and the epoch, so a resumed run
+sees the same batches as an uninterrupted one. Training on lazy data streams through
+:mod:`cryoscape.data.streaming` (chunk shuffling within bounded windows, prepared in worker processes); lazy
+reads here (evaluation) release the stack's memory maps after each batch, so the file's pages do not stay
+resident.
 
 Contrast: images are used as they are (RELION CTF sign, white particles); ``invert=True`` multiplies them by
 -1 (what cryoDRGN does by default, because its CTF has the opposite sign).
@@ -234,17 +237,25 @@ class HartleyDataset(torch.utils.data.Dataset):
             ht = self._cache[torch.from_numpy(positions)]
         else:
             ht = self.prep(self.particles.read(positions))
+            release = getattr(self.particles.images, "close", None)
+            if release is not None:
+                release()  # mapped pages of the file read so far would otherwise count as resident
         return ht / self.data_std
 
     def get_batch(self, positions: np.ndarray | list[int]) -> Batch:
         """The :class:`Batch` at ``positions`` of the ParticleSet."""
         pos = np.asarray(positions, dtype=np.int64)
-        index = torch.from_numpy(pos)
+        return self.batch_with_images(pos, self.hartley(pos))
+
+    def batch_with_images(self, positions: np.ndarray, images: torch.Tensor) -> Batch:
+        """The :class:`Batch` at ``positions`` with its normalised Hartley ``images`` (k, D, D) already made
+        (by :meth:`hartley`, or by a streaming worker, ``data.streaming``)."""
+        index = torch.from_numpy(np.asarray(positions, dtype=np.int64))
 
         def pick(t):
             return None if t is None else t[index]
 
-        return Batch(index, self.hartley(pos), pick(self._rotations), pick(self._shifts), pick(self._ctf))
+        return Batch(index, images, pick(self._rotations), pick(self._shifts), pick(self._ctf))
 
     # torch DataLoader with a batch sampler calls __getitems__ with the list of positions of a batch
     def __getitems__(self, positions: list[int]) -> Batch:

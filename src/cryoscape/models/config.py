@@ -26,6 +26,8 @@ DOMAINS = ("hartley", "hartley_full", "fourier")
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "tanh")
 #: What the encoder sees: masked Hartley transform of the image, or the masked real-space pixels.
 ENCODER_INPUTS = ("hartley", "real")
+#: ``seam_band_px`` of configs that predate the field (their decoders were trained with the hard switch).
+LEGACY_SEAM_BAND_PX = 0.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,12 @@ class ModelConfig:
     enc_mask_radius_px : float or None
         Radius (pixels; frequency pixels for Hartley input) of the disc of image values fed to the encoder;
         None = box_size/2 − 1.
+    seam_band_px : float
+        Pair domains (``hartley``, ``fourier``) only: half-width, in frequency pixels, of the band around the
+        kz = 0 plane in which the two half-space evaluations are blended linearly, so that the decoded
+        transform is continuous across the plane (see :mod:`cryoscape.models.decoders`). 0 is the hard switch
+        of cryoDRGN's Fourier decoder, which leaves a jump across the plane. Configs written before this
+        field existed load with 0, the behaviour they were trained with. Ignored by ``hartley_full``.
     """
 
     zdim: int = 8
@@ -85,6 +93,7 @@ class ModelConfig:
     activation: str = "relu"
     encoder_input: str = "hartley"
     enc_mask_radius_px: float | None = None
+    seam_band_px: float = 1.0
 
     def __post_init__(self) -> None:
         choices = {"pe_type": PE_TYPES, "domain": DOMAINS, "activation": ACTIVATIONS,
@@ -106,6 +115,9 @@ class ModelConfig:
             raise InputError(f"model setting pe_dim={self.pe_dim!r} must be a positive integer or null")
         if not self.feat_sigma > 0:
             raise InputError(f"model setting feat_sigma={self.feat_sigma!r} must be positive")
+        if isinstance(self.seam_band_px, bool) or not isinstance(self.seam_band_px, (int, float)) \
+                or not self.seam_band_px >= 0:
+            raise InputError(f"model setting seam_band_px={self.seam_band_px!r} must be a number >= 0")
         if self.enc_mask_radius_px is not None and not self.enc_mask_radius_px > 0:
             raise InputError(f"model setting enc_mask_radius_px={self.enc_mask_radius_px!r} must be positive "
                              "or null")
@@ -127,6 +139,9 @@ class ModelConfig:
         """Build from a mapping (the ``model`` section of a ``config.yaml`` or checkpoint).
 
         Unknown keys, values of the wrong type and invalid values raise :class:`InputError` naming ``path``
-        (see :func:`cryoscape.configio.dataclass_from_mapping`).
+        (see :func:`cryoscape.configio.dataclass_from_mapping`). A mapping without ``seam_band_px`` was
+        written before the seam band existed and gets 0, the hard switch it was trained with.
         """
+        values = dict(values)
+        values.setdefault("seam_band_px", LEGACY_SEAM_BAND_PX)
         return dataclass_from_mapping(cls, values, path=path, section="model")

@@ -167,7 +167,7 @@ def cryodrgn_model_config(cfg: Mapping[str, Any], source: str | None = None) -> 
         pe_type=pe_type, pe_dim=None if pe_dim is None else int(pe_dim),
         feat_sigma=float(_get(model_args, "feat_sigma", 0.5)),
         domain="hartley_full" if domain == "hartley" else domain, activation=activation,
-        encoder_input="hartley", enc_mask_radius_px=enc_radius)
+        encoder_input="hartley", enc_mask_radius_px=enc_radius, seam_band_px=0.0)
     return config, box
 
 

@@ -14,6 +14,14 @@ of a real volume (``H = Re − Im`` of the centred FFT). How the network produce
   Im F(k))`` (``"fourier"``), whose pair is ``(Re − Im, Re + Im)``. At k = 0 both elements are the first
   one. Training therefore evaluates only the Hermitian half of each slice (``geometry.lattice.hermitian_half``):
   one evaluation gives the values at ``idx_half`` and ``idx_mirror``.
+
+  Seam band (``seam_band_px`` = b > 0, the default): with the hard switch above, H just below the plane kz = 0
+  comes from the network at k and H just above it from the network at the mirror point, and nothing makes the
+  two meet (``analysis.seam`` measures the jump). Within |kz| < b frequency pixels of the plane the pair at a
+  canonical point k is instead the blend ``w·P(k) + (1 − w)·swap(P(−k))`` with ``w = 1/2 − kz·D/(2b)``
+  (1 at kz = −b/D, 1/2 on the plane), where P is the network's pair evaluated at a point as it is. The result
+  is continuous across the plane and still exactly Hermitian (the pair at −k is the swapped pair at k); the
+  points of the band cost a second evaluation. b = 0 is the hard switch (cryoDRGN's Fourier decoder).
 - ``"hartley_full"`` (cryoDRGN's Hartley decoder): the network has one output, H(k), defined on the whole
   space; the pair is ``(f(k), f(−k))``, two evaluations (one network call over 2P points). H(k) and H(−k) of a
   real volume are independent numbers, so nothing needs to be enforced. It costs twice as much per image as
@@ -34,11 +42,13 @@ from torch import nn
 
 from cryoscape.geometry.fourier import iht3_center
 from cryoscape.models.config import ModelConfig
+from cryoscape.models.fused import encoded_first_layer
 from cryoscape.models.positional import PositionalEncoding
 from cryoscape.models.precision import reduced_dtype
 
-#: Rows (latents × points) of one network call when decoding volumes: bounds the memory of the activations.
-DEFAULT_BATCH_POINTS = 65536
+#: Points of one network pass when decoding volumes: bounds the activations' memory and keeps them in cache
+#: (4096 × 256 floats = 4 MiB; larger passes spill to memory and were slower on CPU).
+DEFAULT_BATCH_POINTS = 4096
 #: Added to a squared radius (px²) so that lattice points exactly on a sphere's edge count as inside
 #: despite rounding.
 RADIUS_TOLERANCE_PX2 = 1e-9
@@ -143,6 +153,7 @@ class Decoder(nn.Module):
         self.box_size = int(box_size)
         self.zdim = config.zdim
         self.domain = config.domain
+        self.seam_band_px = 0.0 if config.domain == "hartley_full" else float(config.seam_band_px)
         self.pe = PositionalEncoding(config.pe_type, self.box_size, config.resolved_pe_dim(self.box_size),
                                      config.feat_sigma, generator)
         hidden = config.dec_dim
@@ -152,6 +163,8 @@ class Decoder(nn.Module):
         self.full_space = self.domain == "hartley_full"
         self.output = nn.Linear(hidden, 1 if self.full_space else 2)
         self.act = make_activation(config.activation)
+        #: Use the hand-fused encoding + first layer (:mod:`cryoscape.models.fused`); False = plain modules.
+        self.fused = True
         if self.full_space:
             self._init_first_layer_jointly()
 
@@ -188,7 +201,29 @@ class Decoder(nn.Module):
         torch.Tensor, shape (B, P, n_out) (or (P, n_out) when coords is 2-D and z is None); autocast dtype.
             n_out = 1 for ``domain="hartley_full"``, else 2.
         """
-        h = self.input_coords(self.pe(coords))
+        h = residual_stack(self.first_layer(coords, z), self.hidden, self.act)
+        return self.output(h)
+
+    def first_layer(self, coords: torch.Tensor, z: torch.Tensor | None = None,
+                    mirrored: bool = False) -> torch.Tensor:
+        """Activations after the first layer: ``act(W_k·PE(k) + b + W_z·z)``.
+
+        Parameters
+        ----------
+        coords : torch.Tensor, shape (B, P, 3) or (P, 3)
+            Frequencies (cycles/pixel).
+        z : torch.Tensor, shape (B, zdim), or None
+            Latents (required iff zdim > 0).
+        mirrored : bool
+            Evaluate ``cat([k, −k], dim=−2)`` (rows: the P points, then their mirrors), as ``hartley_full`` does.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, P or 2P, H) (or (P or 2P, H) for 2-D coords and no z); autocast dtype.
+            Computed by :func:`cryoscape.models.fused.encoded_first_layer` (one encoding for k and −k) when
+            :attr:`fused` is on, the activation is ReLU and no gradient is asked for the coordinates; else by
+            the plain composition of modules (the reference the fused path is tested against).
+        """
         if self.zdim > 0:
             if z is None:
                 raise ValueError(f"this decoder has zdim={self.zdim}: a latent z (B, {self.zdim}) is needed")
@@ -196,11 +231,32 @@ class Decoder(nn.Module):
                 raise ValueError(f"z must have shape (B, {self.zdim}), got {tuple(z.shape)}")
             if coords.ndim == 3 and coords.shape[0] != z.shape[0]:
                 raise ValueError(f"coords batch {coords.shape[0]} != z batch {z.shape[0]}")
-            h = h + self.input_z(z).unsqueeze(-2)
         elif z is not None:
             raise ValueError("this decoder is homogeneous (zdim=0): pass z=None")
-        h = residual_stack(self.act(h), self.hidden, self.act)
-        return self.output(h)
+        shared = coords.ndim == 2 and z is not None and z.shape[0] > 1  # points broadcast over latents
+        if (self.fused and isinstance(self.act, nn.ReLU) and self.pe.pe_type != "none" and not shared
+                and not coords.requires_grad):
+            return self._fused_first_layer(coords, z, mirrored)
+        if mirrored:
+            coords = torch.cat([coords, -coords], dim=-2)
+        h = self.input_coords(self.pe(coords))
+        if z is not None:
+            h = h + self.input_z(z).unsqueeze(-2)
+        return self.act(h)
+
+    def _fused_first_layer(self, coords: torch.Tensor, z: torch.Tensor | None, mirrored: bool) -> torch.Tensor:
+        """:meth:`first_layer` by :func:`cryoscape.models.fused.encoded_first_layer` (same shapes)."""
+        squeeze = coords.ndim == 2 and z is None  # with a latent the plain path broadcasts to (1, P, H)
+        k = coords.unsqueeze(0) if coords.ndim == 2 else coords
+        dtype = self.input_coords.weight.dtype
+        if torch.is_autocast_enabled(k.device.type):
+            dtype = torch.get_autocast_dtype(k.device.type)
+        zproj = None if z is None else self.input_z(z).to(dtype)
+        phase = self.pe.phase(k).reshape(-1, self.pe.freqs.shape[1])
+        weight, bias = self.input_coords.weight.to(dtype), self.input_coords.bias.to(dtype)
+        with torch.autocast(device_type=k.device.type, enabled=False):
+            h = encoded_first_layer(phase, zproj, weight, bias, k.shape[0], mirrored)
+        return h[0] if squeeze else h
 
     def _as_pairs(self, out: torch.Tensor) -> torch.Tensor:
         """Network outputs (..., 2) at canonical points → Hartley pairs (H(k), H(−k)) (module docstring)."""
@@ -227,7 +283,8 @@ class Decoder(nn.Module):
         """
         if self.full_space:
             k = coords.float()
-            both = self.network(torch.cat([k, -k], dim=-2), z)[..., 0].float()
+            h = residual_stack(self.first_layer(k, z, mirrored=True), self.hidden, self.act)
+            both = self.output(h)[..., 0].float()  # f at the points, then at their mirrors
             n_points = k.shape[-2]
             return torch.stack([both[..., :n_points], both[..., n_points:]], dim=-1)
         with torch.autocast(device_type=coords.device.type, enabled=False):
@@ -235,10 +292,49 @@ class Decoder(nn.Module):
             flip = flip_to_canonical(k)
             kc = torch.where(flip.unsqueeze(-1), -k, k)
         out = self._as_pairs(self.network(kc, z).float())
+        if self.seam_band_px > 0:
+            out = self._blend_seam_band(kc, z, out)
         out = torch.where(flip.unsqueeze(-1), out.flip(-1), out)
         # k = 0 is its own mirror: both elements are the first one
         is_dc = (k == 0).all(-1, keepdim=True)
         return torch.where(is_dc, out[..., :1], out)
+
+    def seam_weight(self, kz: torch.Tensor) -> torch.Tensor:
+        """Weight w of the direct evaluation at canonical points with ``kz`` (cycles/pixel, ≤ 0): 1 outside the
+        seam band, ``1/2 − kz·D/(2b)`` inside it (module docstring)."""
+        return (0.5 - kz * (self.box_size / (2.0 * self.seam_band_px))).clamp(max=1.0)
+
+    def in_seam_band(self, kc: torch.Tensor) -> torch.Tensor:
+        """Boolean (...,): canonical points ``kc`` (..., 3) within the seam band (need the mirror evaluation)."""
+        return kc[..., 2] * self.box_size > -self.seam_band_px
+
+    def _blend_seam_band(self, kc: torch.Tensor, z: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+        """Blend the pairs ``out`` (..., P, 2) at canonical points ``kc`` (P, 3) or (B, P, 3) inside the seam
+        band with the swapped pairs evaluated at ``−kc`` (module docstring).
+
+        The band's points are a data-dependent set: ``nonzero`` costs one host synchronisation per call on
+        CUDA (the only one of a training step; it cannot be bounded statically, since a slice nearly parallel
+        to the plane lies wholly in the band)."""
+        band = self.in_seam_band(kc)
+        if kc.ndim == 2:  # points shared by every latent: one call over the band's points
+            idx = band.nonzero(as_tuple=True)[0]
+            if idx.numel() == 0:  # the shape is known on the host after nonzero: no further synchronisation
+                return out
+            mirror = self._as_pairs(self.network(-kc[idx], z).float()).flip(-1)
+            w = self.seam_weight(kc[idx, 2]).unsqueeze(-1)
+            out = out.clone()
+            out[..., idx, :] = w * out[..., idx, :] + (1 - w) * mirror
+            return out
+        # (B, P, 3): a different band per image; every band point is its own one-point "image"
+        b_idx, p_idx = band.nonzero(as_tuple=True)
+        if b_idx.numel() == 0:
+            return out
+        z_rows = None if z is None else z[b_idx]
+        mirror = self._as_pairs(self.network(-kc[b_idx, p_idx].unsqueeze(1), z_rows).float())[:, 0].flip(-1)
+        w = self.seam_weight(kc[b_idx, p_idx, 2]).unsqueeze(-1)
+        out = out.clone()
+        out[b_idx, p_idx] = w * out[b_idx, p_idx] + (1 - w) * mirror
+        return out
 
     # ------------------------------------------------------------------ volumes
     @torch.no_grad()
@@ -292,7 +388,8 @@ class Decoder(nn.Module):
         and its first-layer projection are computed once for all latents (forward would redo them per
         call); the hidden layers are the same :func:`residual_stack`. ``k`` must lie in the canonical half-space
         (:func:`flip_to_canonical` False everywhere), as the grid points of :meth:`eval_hartley_volumes` do;
-        the values equal ``forward(k, z)`` there.
+        the values equal ``forward(k, z)`` there (points of the seam band are also evaluated at ``−k`` and
+        blended, as in :meth:`forward`).
 
         Parameters
         ----------
@@ -320,6 +417,10 @@ class Decoder(nn.Module):
         else:
             z_proj = torch.zeros((1, self.input_coords.out_features), dtype=torch.float32, device=device)
         w_out, b_out = self.output.weight.to(dtype).t(), self.output.bias.to(dtype)
+        n_canonical = k.shape[0]
+        band = self.in_seam_band(k) if self.seam_band_px > 0 else torch.zeros_like(k[:, 0], dtype=torch.bool)
+        band_idx = band.nonzero(as_tuple=True)[0]
+        k = torch.cat([k, -k[band_idx]])  # the band's mirror points are evaluated after the canonical ones
         n_points = k.shape[0]
         out = torch.empty((z_proj.shape[0], n_points, 2), dtype=torch.float32, device=device)
         chunk = max(1, int(batch_points) // (2 if self.full_space else 1))
@@ -337,7 +438,11 @@ class Decoder(nn.Module):
                     rows = torch.stack([rows[:n_chunk, 0], rows[n_chunk:, 0]], dim=-1)
                 out[i, p0:p0 + n_chunk] = rows
         out = self._as_pairs(out)
-        is_dc = (k == 0).all(-1)
+        if band_idx.numel():
+            w = self.seam_weight(k[band_idx, 2]).unsqueeze(-1)
+            out[:, band_idx] = w * out[:, band_idx] + (1 - w) * out[:, n_canonical:].flip(-1)
+        out = out[:, :n_canonical]
+        is_dc = (k[:n_canonical] == 0).all(-1)
         out[:, is_dc, 1] = out[:, is_dc, 0]
         return out
 

@@ -116,11 +116,17 @@ class PositionalEncoding(nn.Module):
         """Number of output features."""
         return 3 if self.pe_type == "none" else 2 * self.freqs.shape[1]
 
+    def phase(self, coords: torch.Tensor) -> torch.Tensor:
+        """``coords @ freqs`` (..., M) float32, radians (computed outside autocast): the argument of the sines
+        and cosines (``models.fused`` encodes from it without the intermediate tensors of :meth:`forward`)."""
+        with torch.autocast(device_type=coords.device.type, enabled=False):
+            return coords.float() @ self.freqs
+
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Encode ``coords`` (..., 3) (cycles/pixel) → (..., out_dim) float32 (computed outside autocast)."""
         with torch.autocast(device_type=coords.device.type, enabled=False):
             coords = coords.float()
             if self.pe_type == "none":
                 return coords
-            phase = coords @ self.freqs
+            phase = self.phase(coords)
             return torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1)

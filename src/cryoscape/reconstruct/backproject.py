@@ -17,9 +17,13 @@ For every particle image X with rotation R, shift t (pixels) and CTF C (RELION m
    ==============  ======================  =====================
 
 The Fourier map is ``data / (weight + λ · mean(weight))`` (``λ = regularization``; the mean is over the
-voxels inside the Nyquist sphere that received data), set to zero beyond Nyquist, inverse-transformed,
-cropped back to D³ and divided by the Fourier transform of the trilinear kernel (gridding correction
-``sinc²(x/P) sinc²(y/P) sinc²(z/P)``, x in voxels from the centre).
+voxels inside the Nyquist sphere that received data), set to zero beyond Nyquist, inverse-transformed and
+cropped back to D³. No gridding correction by default (``gridding_correction``: dividing by the transform of
+the trilinear kernel, ``sinc(x/P) sinc(y/P) sinc(z/P)`` to the power 1 or 2, x in voxels from the centre). That
+division amplifies the box's edges and corners by up to (π/2)³ ≈ 3.9 at pad 1, where a map is solvent and
+noise; on noisy data it lowers the FSC against the truth below cryoDRGN's ``backproject_voxel`` (which has no
+such correction), while on noise-free data it gains a little (figures: ``benchmarks/backproject_accuracy.py`` →
+``benchmarks/results/backproject_accuracy.json``).
 
 Where the CTF is applied (``ctf_grid``), and why the old default lost resolution. The previous default zero-padded
 every image to 2D and multiplied the CTF on the 2D-point grid (``ctf_grid="padded"``, RELION's way). That is
@@ -101,7 +105,8 @@ class BackprojectConfig:
         Multiply the images by -1 first (for data whose particles are black).
     gridding_correction : bool
         Divide by the attenuation of the trilinear insertion after the inverse FFT (see
-        :meth:`FourierAccumulator.volume`).
+        :meth:`FourierAccumulator.volume`). Default False: it amplifies the noise at the box's edges and lowers
+        the FSC against the truth on noisy data (module docstring).
     device : str
         Torch device of the accumulation ("cpu", "cuda").
     """
@@ -113,7 +118,7 @@ class BackprojectConfig:
     chunk_size: int = 256
     seed: int = 0
     invert_contrast: bool = False
-    gridding_correction: bool = True
+    gridding_correction: bool = False
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -211,7 +216,7 @@ class FourierAccumulator:
         self.weight += other.weight
         self.count += other.count
 
-    def volume(self, regularization: float, gridding_correction: bool = True) -> np.ndarray:
+    def volume(self, regularization: float, gridding_correction: bool = False) -> np.ndarray:
         """The real-space map (D, D, D), float32, from ``data / (weight + λ mean(weight))``.
 
         The gridding correction divides by ``g(x) g(y) g(z)`` with ``g(x) = sinc(x / P)^p`` (x in voxels from

@@ -42,14 +42,17 @@ class DataConfig:
     window_r : float
         Inner radius of the window as a fraction of the half box (cosine edge from there to 0.99).
     lazy : bool or None
-        Read images from disk batch by batch (True), load the stack into memory (False), or decide by size
+        Stream images from disk (True), load the stack into memory (False), or decide by size
         (None: in memory when the Hartley stack fits in ``max_memory_gb``).
     max_memory_gb : float
         Memory budget for the in-memory mode (GiB).
     chunk_size : int
-        Images per contiguous chunk in lazy mode (chunks are shuffled, then images within a chunk).
+        Largest number of consecutive images per chunk when streaming (chunks are visited in random order and
+        shuffled together four at a time; smaller at large boxes so that four fit in 128 MiB:
+        ``data.streaming``).
     num_workers : int
-        Worker processes reading and transforming batches (0 = in the training process).
+        Worker processes reading and transforming images (0: in the training process when in memory, one
+        worker when streaming).
     data_std : float or None
         *Resolved*: standard deviation of the Hartley values used to normalise the data (estimated on a
         sample at the start of training; stored so evaluation uses the same value).
@@ -122,6 +125,14 @@ class TrainConfig:
         Frequency radius (pixels) inside which maps are decoded (``reconstruct.N.mrc``, eval-vol); None means
         D/2 (the Nyquist sphere, the default loss radius: the map holds exactly the trained frequencies). Runs
         imported from cryoDRGN Hartley models use ``.inf`` (cryoDRGN fills the whole cube).
+    freq_march_epochs : float
+        Frequency marching: over the first this many epochs the loss disc grows linearly in radius from
+        ``freq_march_start_px`` to the loss radius (the encoder always sees its whole disc), so early steps fit
+        the low frequencies and cost about (r / R)² of a full step; 0 (default) trains on the whole disc from
+        the start. The radius is a function of the epoch fraction only (``training.losses.march_radius_px``),
+        so a resumed run is bit-identical.
+    freq_march_start_px : float
+        Loss radius (lattice pixels) at the start of frequency marching.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -139,6 +150,16 @@ class TrainConfig:
     log_interval: int = 1000
     device: str = "auto"
     volume_radius_px: float | None = None
+    freq_march_epochs: float = 0.0
+    freq_march_start_px: float = 8.0
+
+    def __post_init__(self) -> None:
+        from cryoscape.errors import InputError
+
+        if isinstance(self.freq_march_epochs, bool) or not self.freq_march_epochs >= 0:
+            raise InputError(f"freq_march_epochs={self.freq_march_epochs!r} must be a number of epochs >= 0")
+        if isinstance(self.freq_march_start_px, bool) or not self.freq_march_start_px > 0:
+            raise InputError(f"freq_march_start_px={self.freq_march_start_px!r} must be a radius > 0 (pixels)")
 
     def effective_beta(self) -> float:
         """The KL weight: ``beta`` or 1/zdim (0 for a homogeneous model)."""

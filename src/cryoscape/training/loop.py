@@ -42,18 +42,19 @@ from cryoscape.data.dataset import (
     ImagePrep,
     choose_in_memory,
     estimate_data_std,
-    make_loader,
 )
+from cryoscape.data.device_resident import training_batches
 from cryoscape.data.normalization import scale_outliers
 from cryoscape.data.particles import ParticleSet, load_particles
+from cryoscape.data.streaming import epoch_batches
 from cryoscape.errors import InputError, TrainingError
-from cryoscape.models.precision import amp_helps
+from cryoscape.models.precision import amp_helps, amp_policy
 from cryoscape.runs import RunDir, find_run, load_checkpoint_file
 from cryoscape.training import distributed
 from cryoscape.training.config import DataConfig, TrainConfig, config_from_checkpoint, to_dict
-from cryoscape.training.losses import beta_at
+from cryoscape.training.losses import beta_at, march_radius_px
 from cryoscape.training.provenance import ProvenanceLog
-from cryoscape.training.step import ReconstructionObjective
+from cryoscape.training.step import ReconstructionObjective, StepTotals, TrainStep, make_optimizer, restore_generator
 
 log = logging.getLogger("cryoscape.training")
 
@@ -61,7 +62,7 @@ log = logging.getLogger("cryoscape.training")
 RESUME_APPLIED = frozenset(
     {
         "num_epochs", "checkpoint_every", "log_interval", "device", "lr", "weight_decay", "batch_size", "beta",
-        "beta_schedule", "amp", "loss_radius_px", "volume_radius_px",
+        "beta_schedule", "amp", "loss_radius_px", "volume_radius_px", "freq_march_epochs", "freq_march_start_px",
         "num_workers", "lazy", "max_memory_gb", "chunk_size", "datadir",
     }
 )
@@ -434,15 +435,6 @@ class _EpochTotals:
     kl: float = 0.0
     images: float = 0.0
 
-    def add(self, parts, k: int) -> None:
-        self.loss += parts.loss.item() * k
-        self.mse += parts.mse.item() * k
-        self.kl += parts.kl.item() * k
-        self.images += k
-
-    def running_loss(self) -> float:
-        return self.loss / self.images
-
     def summed(self, ctx: distributed.DistContext) -> _EpochTotals:
         """The totals of all processes."""
         values = torch.tensor([self.loss, self.mse, self.kl, self.images], dtype=torch.float64)
@@ -652,6 +644,26 @@ def _outlying_images(batch, particles: ParticleSet) -> list[int]:
     return [int(i) for i in np.asarray(particles.indices)[positions]]
 
 
+def _nonfinite_error(run: RunDir, dataset, check: StepTotals, batch, epoch: int, b: int,
+                     n_batches: int) -> TrainingError:
+    """The error of a non-finite loss: its first step on this process (``check``, else step ``b``), the last good
+    checkpoint, and the particles of that step's batch with outlying values."""
+    step, value = b, check.first_bad_loss
+    if check.first_bad_step is not None and check.first_bad_step != b and check.first_bad_positions is not None:
+        step, batch = check.first_bad_step, dataset.get_batch(check.first_bad_positions.cpu().numpy())
+    last = run.latest_epoch()
+    kept = f"the last good checkpoint is {run.weights_path(last)}" if last else "no checkpoint yet"
+    log.error("non-finite loss at epoch %d, batch %d", epoch + 1, step + 1)
+    suspects = _outlying_images(batch, dataset.particles)
+    advice = (
+        f"particle(s) {', '.join(map(str, suspects))} (0-based) have non-finite or outlying pixel "
+        "values: leave them out with --ind" if suspects else "try a lower --lr or check the images"
+    )
+    return TrainingError(
+        f"non-finite loss ({value}) at epoch {epoch + 1}, batch {step + 1} of {n_batches}; stopped ({kept}; {advice})"
+    )
+
+
 def _write_missing_outputs(
     run: RunDir, loss_module: ReconstructionObjective, dataset: HartleyDataset, config: TrainConfig, device, state
 ) -> None:
@@ -682,10 +694,10 @@ def _train(
     from cryoscape.progress import progress
 
     device = ctx.device
-    amp = use_amp(config, device)
+    policy = amp_policy(device, use_amp(config, device))  # CUDA: bf16 where native, else fp16 with a GradScaler
     dataset = make_dataset(config, particles)
     loss_module = build_loss_module(config).to(device)
-    optimizer = torch.optim.Adam(loss_module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(loss_module.parameters(), config.lr, config.weight_decay, device)  # fused on CUDA
     generator = torch.Generator(device=device)
     generator.manual_seed(reparam_seed(config.seed, ctx.rank))
     start_epoch = 0
@@ -695,7 +707,10 @@ def _train(
         for group in optimizer.param_groups:  # the checkpoint's values are replaced by the (merged) config's
             group["lr"] = config.lr
             group["weight_decay"] = config.weight_decay
-        generator.set_state(state["rng"]["reparam"])
+        own = distributed.resumed_generator_state(state["rng"], ctx)  # this process's own noise stream
+        fresh = distributed.resume_seed(config.seed, ctx.rank, int(state["epoch"]))
+        if own is None or not restore_generator(generator, own, fresh):  # none saved, or saved on another device
+            generator.manual_seed(fresh)
         torch.set_rng_state(state["rng"]["torch"])
         start_epoch = int(state["epoch"])
     if ctx.is_main:
@@ -707,17 +722,19 @@ def _train(
         )
         return FitResult(run, config, start_epoch, [])
     ddp_module = distributed.wrap_model(loss_module, ctx)
+    stepper = TrainStep(ddp_module, optimizer, policy, device, sync_images=config.log_interval)
+    stepper.load_state_dict(None if state is None else state.get("scaler"))  # fp16 loss scale of the run resumed
 
-    sampler = EpochSampler(
-        len(dataset),
+    sampler = loader = epoch_batches(  # in memory: a permutation; lazy: streamed by windows (data.streaming)
+        dataset,
         config.batch_size,
-        shuffle=True,
-        chunk_size=None if dataset.in_memory else config.data.chunk_size,
+        chunk_size=config.data.chunk_size,
         seed=config.seed,
         rank=ctx.rank,
         world_size=ctx.world_size,
+        num_workers=config.data.num_workers,
     )
-    loader = make_loader(dataset, sampler, num_workers=config.data.num_workers)
+    sampler = loader = training_batches(loader, dataset, device)  # CUDA: resident in fp16, or pinned async copies
     beta = config.effective_beta()
     n_batches = len(sampler)
     if ctx.is_main:
@@ -729,7 +746,7 @@ def _train(
             "in memory" if dataset.in_memory else "streamed from disk",
             config.batch_size,
             ctx.world_size,
-            "bf16 autocast" if amp else "fp32",
+            f"{policy.name} autocast" if policy.enabled else "fp32",
             start_epoch + 1,
             config.num_epochs,
         )
@@ -738,7 +755,7 @@ def _train(
     for epoch in range(start_epoch, config.num_epochs):
         sampler.set_epoch(epoch)
         t0 = time.perf_counter()
-        totals = _EpochTotals()
+        stepper.reset()
         bar = (
             progress(total=n_batches, desc=f"epoch {epoch + 1}/{config.num_epochs}", unit="batch")
             if ctx.is_main
@@ -750,51 +767,36 @@ def _train(
                 _check_batch(batch, config)
             batch = batch.to(device)
             b_beta = beta_at(epoch + b / n_batches, beta, config.beta_schedule) if beta else 0.0
-            parts = ddp_module(
-                batch.images,
-                batch.rotations,
-                batch.shifts_px,
-                batch.ctf,
-                beta=b_beta,
-                generator=generator,
-                sample=True,
-                amp=amp,
-            )
-            finite = bool(torch.isfinite(parts.loss).item())
-            if not distributed.all_true(finite, ctx):
-                last = run.latest_epoch()
-                kept = (
-                    f"the last good checkpoint is {run.weights_path(last)}" if last else "no checkpoint yet"
-                )
+            if config.freq_march_epochs > 0:  # frequency marching: this batch's loss disc (TrainConfig)
+                loss_module.set_active_radius_px(march_radius_px(
+                    epoch + b / n_batches, config.freq_march_start_px, config.loss_radius(loss_module.box_size),
+                    config.freq_march_epochs))
+            parts = stepper.forward(batch, b_beta, generator)  # no host read: see training.step.TrainStep
+            check = stepper.sync() if stepper.due() else None  # each step on CPU, each log interval on CUDA
+            finite, n_global = distributed.step_agreement(check is None or check.finite, batch.images.shape[0], ctx)
+            if not finite:
                 if bar is not None:
                     bar.close()
-                log.error("non-finite loss at epoch %d, batch %d", epoch + 1, b + 1)
-                suspects = _outlying_images(batch, particles)
-                advice = (
-                    f"particle(s) {', '.join(map(str, suspects))} (0-based) have non-finite or outlying pixel "
-                    "values: leave them out with --ind" if suspects else "try a lower --lr or check the images"
-                )
-                raise TrainingError(
-                    f"non-finite loss ({parts.loss.item()}) at epoch {epoch + 1}, batch {b + 1} "
-                    f"of {n_batches}; stopped ({kept}; {advice})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            parts.loss.backward()
-            optimizer.step()
-            k = batch.images.shape[0]
-            totals.add(parts, k)
-            seen_since_log += k
+                raise _nonfinite_error(run, dataset, check or stepper.sync(), batch, epoch, b, n_batches)
+            weight = distributed.shard_loss_weight(batch.images.shape[0], n_global, ctx)  # 1 unless shards differ
+            stepper.backward_step(parts, weight)
+            seen_since_log += batch.images.shape[0]
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{totals.running_loss():.4g}", refresh=False)
-            if ctx.is_main and seen_since_log >= config.log_interval:
+                if check is not None:
+                    bar.set_postfix(loss=f"{check.loss / check.images:.4g}", refresh=False)
+            if ctx.is_main and check is not None and seen_since_log >= config.log_interval:
                 seen_since_log = 0
                 log.debug(
-                    "epoch %d batch %d/%d: running loss %.6g", epoch + 1, b + 1, n_batches, totals.running_loss()
+                    "epoch %d batch %d/%d: running loss %.6g", epoch + 1, b + 1, n_batches, check.loss / check.images
                 )
         if bar is not None:
             bar.close()
-        totals = totals.summed(ctx)
+        loss_module.set_active_radius_px(None)  # latents and maps of the checkpoint use the whole disc
+        end = stepper.sync()  # the epoch's sums; on CUDA also the steps since the last check
+        if not distributed.all_true(end.finite, ctx):
+            raise _nonfinite_error(run, dataset, end, batch, epoch, b, n_batches)
+        totals = _EpochTotals(end.loss, end.mse, end.kl, end.images).summed(ctx)
         mean_loss = totals.loss / totals.images
         mean_mse = totals.mse / totals.images
         mean_kl = totals.kl / totals.images
@@ -808,8 +810,10 @@ def _train(
             log.info("%s (%.1f s, %.0f images/s)", msg, seconds, totals.images / max(seconds, 1e-9))
         if done % config.checkpoint_every == 0 or done == config.num_epochs:
             error = None
+            reparam_ranks = distributed.gather_generator_states(generator, ctx)  # on every process
             if ctx.is_main:
-                error = _checkpoint(run, done, loss_module, optimizer, generator, dataset, config, mean_loss, device)
+                error = _checkpoint(run, done, loss_module, optimizer, generator, dataset, config, mean_loss, device,
+                                    reparam_ranks, scaler_state=stepper.state_dict())
             if not distributed.all_true(error is None, ctx):
                 raise error if error is not None else TrainingError("the main process failed to checkpoint")
         if provenance is not None:
@@ -819,15 +823,20 @@ def _train(
 
 
 def _checkpoint(
-    run, epoch, loss_module, optimizer, generator, dataset, config, mean_loss, device
+    run, epoch, loss_module, optimizer, generator, dataset, config, mean_loss, device, reparam_ranks=None,
+    scaler_state=None,
 ) -> TrainingError | None:
-    """Write ``weights.<epoch>.pt``, then its output; a failed write is returned as a TrainingError."""
+    """Write ``weights.<epoch>.pt``, then its output; a failed write is returned as a TrainingError.
+
+    ``reparam_ranks``: the noise-generator state of every process (``distributed.gather_generator_states``).
+    """
     payload = {
         "model": loss_module.model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "rng": _rng_state(generator),
+        "rng": {**_rng_state(generator), "reparam_ranks": list(reparam_ranks or [generator.get_state()])},
         "config": to_dict(config),
         "train_loss": mean_loss,
+        **({"scaler": scaler_state} if scaler_state else {}),  # fp16 GradScaler (training.step.TrainStep)
     }
     path = run.weights_path(epoch)
     try:

@@ -151,3 +151,26 @@ def parse_beta_schedule(schedule: str) -> str:
     if not period > 0:
         raise ValueError(f"beta schedule period must be positive, got {period}")
     return schedule
+
+
+def march_radius_px(epoch_fraction: float, start_px: float, final_px: float, epochs: float) -> float:
+    """Loss radius (lattice pixels) under frequency marching at a point of training.
+
+    Parameters
+    ----------
+    epoch_fraction : float
+        Training progress in epochs (0 at the start; 1.5 = halfway through the second epoch).
+    start_px, final_px : float
+        Radius at the start and after ``epochs`` epochs (the run's loss radius).
+    epochs : float
+        Length of the march in epochs; ≤ 0 means no marching (``final_px`` throughout).
+
+    Returns
+    -------
+    float
+        ``start + (final − start) · t / epochs``, held at ``final`` from ``t = epochs`` on (and never above
+        it when ``start > final``).
+    """
+    if epochs <= 0 or start_px >= final_px:
+        return float(final_px)
+    return float(min(final_px, start_px + (final_px - start_px) * max(0.0, epoch_fraction) / epochs))

@@ -22,6 +22,11 @@ to the disc in Fourier space).
 
 Mixed precision: the encoder and decoder run under ``torch.autocast`` (bf16 on CPU, bf16/fp16 on CUDA) when
 ``amp`` is on; their outputs are cast to fp32, and the CTF, the translation and the loss are computed in fp32.
+
+One optimisation step (:class:`TrainStep`): forward, backward (through a ``torch.amp.GradScaler`` in fp16), Adam
+(fused on CUDA: :func:`make_optimizer`), and the epoch's loss sums accumulated *on the device*. Nothing in the step
+reads a value back to the host, so on a GPU the host queues steps ahead of the device; the caller reads the sums
+(:meth:`TrainStep.sync`) once per log interval, which is also when a non-finite loss is noticed.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import torch
 from torch import nn
 
 from cryoscape.data.ctf_batch import CTFBatch
-from cryoscape.models.precision import autocast_context
+from cryoscape.models.precision import AmpPolicy, autocast_context, make_grad_scaler
 from cryoscape.training.losses import gaussian_kl, pair_mse, reparameterize, translate_pairs
 
 
@@ -98,6 +103,11 @@ class ReconstructionObjective(nn.Module):
         self_mirrored = np.asarray(idx_half) == np.asarray(idx_mirror)
         self.register_buffer("self_mirrored", torch.as_tensor(self_mirrored), persistent=False)
         self.n_disc = 2 * len(idx_half) - int(self_mirrored.sum())
+        self._self_mirrored_np = self_mirrored
+        # frequency marching (set_active_radius_px): lattice radius (px) of each half point (host array)
+        self.half_radius_px = np.hypot(freqs[np.asarray(idx_half), 0], freqs[np.asarray(idx_half), 1]) * box_size
+        self.active = None
+        self.n_active_disc = self.n_disc
         self.encoder_mode = None
         self.enc_same_as_loss = False
         if self.zdim > 0:
@@ -115,6 +125,24 @@ class ReconstructionObjective(nn.Module):
             self.register_buffer(
                 "enc_points_2d", torch.as_tensor(freqs[e_half], dtype=torch.float32), persistent=False
             )
+
+    def set_active_radius_px(self, radius_px: float | None) -> None:
+        """Restrict the decoder and the loss to the lattice points of the disc of ``radius_px`` (frequency
+        marching; the encoder still sees its whole disc); None or a radius ≥ the loss radius: the whole disc.
+
+        The MSE is then the mean over the smaller disc and the KL is divided by its number of points.
+        """
+        self.active = None
+        self.n_active_disc = self.n_disc
+        if radius_px is None:
+            return
+        inside = self.half_radius_px <= float(radius_px) + 1e-6  # on the host: no device synchronisation
+        if inside.all():
+            return
+        active = np.flatnonzero(inside)
+        self.active = torch.as_tensor(active, dtype=torch.long, device=self.points_2d.device)
+        n_self = int(self._self_mirrored_np[active].sum())
+        self.n_active_disc = 2 * len(active) - n_self
 
     @property
     def zdim(self) -> int:
@@ -189,7 +217,7 @@ class ReconstructionObjective(nn.Module):
         beta: float,
         generator: torch.Generator | None = None,
         sample: bool = True,
-        amp: bool = False,
+        amp: bool | torch.dtype = False,
         reduce: bool = True,
         decode: bool = True,
     ) -> LossParts:
@@ -207,8 +235,9 @@ class ReconstructionObjective(nn.Module):
             Source of the reparameterisation noise.
         sample : bool
             Draw z from q(z|x) (training) or use its mean (evaluation).
-        amp : bool
-            Autocast the networks.
+        amp : bool or torch.dtype
+            Autocast the networks: True in the device's reduced dtype (``models.precision.reduced_dtype``), a
+            dtype (``torch.bfloat16`` / ``torch.float16``) in that one; False or ``torch.float32``: fp32.
         reduce : bool
             Batch means (training) or per-image values (evaluation).
         decode : bool
@@ -227,17 +256,222 @@ class ReconstructionObjective(nn.Module):
         if not decode:
             nan = torch.full((images.shape[0],) if not reduce else (), float("nan"), device=images.device)
             return LossParts(loss=nan, mse=nan, kl=nan, mu=mu, logvar=logvar)
-        points = torch.matmul(self.points_2d, rotations.to(torch.float32)[:, :2, :])  # (B, P, 3)
+        points_2d, self_mirrored, n_disc = self.points_2d, self.self_mirrored, self.n_disc
+        if self.active is not None:  # frequency marching: the decoder and the loss on the inner disc only
+            points_2d, self_mirrored, n_disc = points_2d[self.active], self_mirrored[self.active], self.n_active_disc
+            y_pos, y_neg = y_pos[:, self.active], y_neg[:, self.active]
+            ctf_vals = None if ctf_vals is None else ctf_vals[:, self.active]
+        points = torch.matmul(points_2d, rotations.to(torch.float32)[:, :2, :])  # (B, P, 3)
         with autocast:
             pairs = self.model.decoder(points, z)  # (B, P, 2): H(kR), H(-kR)
         pairs = pairs.to(torch.float32)
         pred_pos, pred_neg = pairs[..., 0], pairs[..., 1]
         if ctf_vals is not None:
             pred_pos, pred_neg = pred_pos * ctf_vals, pred_neg * ctf_vals
-        mse = pair_mse(pred_pos, pred_neg, y_pos, y_neg, self_mirrored=self.self_mirrored, reduce=reduce)
+        mse = pair_mse(pred_pos, pred_neg, y_pos, y_neg, self_mirrored=self_mirrored, reduce=reduce)
         if mu is not None:
             kl = gaussian_kl(mu, logvar, reduce=reduce)
         else:
             kl = torch.zeros_like(mse)
-        loss = mse + (beta / self.n_disc) * kl
+        loss = mse + (beta / n_disc) * kl
         return LossParts(loss=loss, mse=mse, kl=kl, mu=mu, logvar=logvar)
+
+
+def make_optimizer(
+    params, lr: float, weight_decay: float, device: torch.device | str, fused: bool | None = None
+) -> torch.optim.Adam:
+    """Adam over ``params``; fused (one kernel, step counters on the device) on CUDA.
+
+    The fused Adam keeps its step counts on the device and takes the gradient scaler's scale and inf flag as
+    tensors, so an optimizer step never waits for the GPU; the default (``foreach``) Adam reads its step counts
+    on the host, which is free on CPU (where it stays the default, so CPU runs are unchanged).
+
+    Parameters
+    ----------
+    params : iterable of parameters
+    lr, weight_decay : float
+    device : torch.device or str
+        Where the parameters are.
+    fused : bool, optional
+        Force the choice (default: fused exactly on CUDA).
+    """
+    if fused is None:
+        fused = torch.device(device).type == "cuda"
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=bool(fused) or None)
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor, fallback_seed: int) -> bool:
+    """Load a saved generator state; a state from another device type seeds ``fallback_seed`` instead.
+
+    A CPU generator's state (5056 bytes) does not fit a CUDA generator (16 bytes) and vice versa, so a run
+    resumed on another device cannot continue the same noise stream; it continues with a fresh, seeded one.
+
+    Returns
+    -------
+    bool
+        True when the saved state was loaded, False when the generator was seeded with ``fallback_seed``.
+    """
+    try:
+        generator.set_state(state)
+        return True
+    except RuntimeError:
+        generator.manual_seed(int(fallback_seed))
+        return False
+
+
+@dataclass(frozen=True)
+class StepTotals:
+    """Sums over the steps since :meth:`TrainStep.reset` (read back by :meth:`TrainStep.sync`).
+
+    Attributes
+    ----------
+    loss, mse, kl : float
+        Sums of the batch means times the batch sizes.
+    images : int
+        Images seen.
+    steps : int
+        Steps taken.
+    first_bad_step : int or None
+        Index (0-based, counted from the reset) of the first step whose loss was not finite.
+    first_bad_loss : float
+        That step's loss (NaN when there is none).
+    first_bad_positions : torch.Tensor or None
+        That step's batch positions (when the step was taken since the previous :meth:`TrainStep.sync`).
+    """
+
+    loss: float
+    mse: float
+    kl: float
+    images: int
+    steps: int
+    first_bad_step: int | None = None
+    first_bad_loss: float = float("nan")
+    first_bad_positions: torch.Tensor | None = None
+
+    @property
+    def finite(self) -> bool:
+        return self.first_bad_step is None
+
+
+class TrainStep:
+    """One optimisation step of a :class:`ReconstructionObjective`, with no host synchronisation.
+
+    :meth:`forward` runs the objective under the precision ``policy`` and adds the batch's loss terms to float64
+    sums kept on the device (with the index and loss of the first step whose loss is not finite);
+    :meth:`backward_step` back-propagates (through a GradScaler when the policy is fp16: the loss is multiplied
+    by the scale, the gradients unscaled inside the optimizer step, a step with non-finite gradients skipped and
+    the scale lowered) and steps the optimizer. Calling the object does both. :meth:`sync` reads everything back
+    at once; :meth:`due` says when a caller should: after every step on CPU (where reading is free), after
+    ``sync_images`` images on a GPU.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The objective (possibly wrapped in DistributedDataParallel).
+    optimizer : torch.optim.Optimizer
+        Over the objective's parameters (:func:`make_optimizer`).
+    policy : AmpPolicy
+        Precision (``models.precision.amp_policy``).
+    device : torch.device or str
+        Where the parameters are (the accumulators live there).
+    sync_images : int
+        On a GPU, :meth:`due` is True once this many images were trained since the last :meth:`sync`.
+    defer : bool, optional
+        Whether :meth:`due` waits for ``sync_images`` images (default: on CUDA only).
+    """
+
+    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, policy: AmpPolicy,
+                 device: torch.device | str, sync_images: int = 1000, defer: bool | None = None):
+        self.module = module
+        self.optimizer = optimizer
+        self.policy = policy
+        self.device = torch.device(device)
+        self.sync_images = max(1, int(sync_images))
+        self.defer = self.device.type == "cuda" if defer is None else bool(defer)
+        self.scaler = make_grad_scaler(policy)
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the sums (start of an epoch)."""
+        self._sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, mse, kl (x images)
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._bad_loss = torch.full((), float("nan"), dtype=torch.float64, device=self.device)
+        self._images = 0
+        self._steps = 0
+        self._images_since_sync = 0
+        self._held: dict[int, torch.Tensor] = {}  # positions of the steps since the last sync
+
+    def forward(self, batch, beta: float, generator: torch.Generator | None = None) -> LossParts:
+        """The :class:`LossParts` of ``batch`` (a ``data.dataset.Batch`` on the device), added to the sums.
+
+        ``beta`` is the KL weight of this batch (a Python float: no tensor is made of it).
+        """
+        parts = self.module(
+            batch.images,
+            batch.rotations,
+            batch.shifts_px,
+            batch.ctf,
+            beta=beta,
+            generator=generator,
+            sample=True,
+            amp=self.policy.dtype or False,
+        )
+        k = batch.images.shape[0]
+        loss = parts.loss.detach()
+        terms = torch.stack([loss, parts.mse.detach(), parts.kl.detach()]).to(torch.float64)
+        self._sums += terms * k
+        first = ~torch.isfinite(loss) & (self._first_bad < 0)
+        self._first_bad = torch.where(first, self._steps, self._first_bad)
+        self._bad_loss = torch.where(first, loss.to(torch.float64), self._bad_loss)
+        self._held[self._steps] = batch.positions
+        self._images += k
+        self._images_since_sync += k
+        self._steps += 1
+        return parts
+
+    def backward_step(self, parts: LossParts, loss_weight: float = 1.0) -> None:
+        """Gradients of ``loss_weight * parts.loss`` (scaled in fp16), then one optimizer step."""
+        loss = parts.loss * loss_weight if loss_weight != 1.0 else parts.loss
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def __call__(self, batch, beta: float, generator: torch.Generator | None = None) -> LossParts:
+        """:meth:`forward` then :meth:`backward_step`: one training step on ``batch``."""
+        parts = self.forward(batch, beta, generator)
+        self.backward_step(parts)
+        return parts
+
+    @property
+    def steps(self) -> int:
+        """Steps since :meth:`reset` (a host count: reading it does not synchronise)."""
+        return self._steps
+
+    def due(self) -> bool:
+        """Whether a caller should :meth:`sync` now: always on CPU; on a GPU after ``sync_images`` images."""
+        return not self.defer or self._images_since_sync >= self.sync_images
+
+    def sync(self) -> StepTotals:
+        """The sums since :meth:`reset`, read back from the device (one synchronisation)."""
+        values = torch.cat([self._sums, self._first_bad.to(torch.float64).reshape(1),
+                            self._bad_loss.reshape(1)]).cpu().tolist()
+        first_bad = int(values[3])
+        totals = StepTotals(
+            loss=values[0], mse=values[1], kl=values[2], images=self._images, steps=self._steps,
+            first_bad_step=None if first_bad < 0 else first_bad, first_bad_loss=values[4],
+            first_bad_positions=self._held.get(first_bad),
+        )
+        self._held.clear()
+        self._images_since_sync = 0
+        return totals
+
+    def state_dict(self) -> dict:
+        """The gradient scaler's state (empty unless fp16), for checkpoints: a resumed fp16 run continues with
+        the same loss scale and growth counter, so it is bit-identical to an uninterrupted one."""
+        return self.scaler.state_dict() if self.scaler.is_enabled() else {}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """Restore :meth:`state_dict` (ignored when empty or when this step does not scale)."""
+        if state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state)
