@@ -175,8 +175,8 @@ class Decoder(nn.Module):
         projection (fan_in = zdim) starts ~√(features/zdim) times larger than in the concatenated layer.
         Used for ``hartley_full``, whose per-epoch latent accuracy then follows cryoDRGN's (figures:
         ``benchmarks/vs_cryodrgn.py`` → ``benchmarks/results/vs_cryodrgn_seeds.json``). The pair domains keep
-        the separate init their accuracy benchmarks were run with (the joint one made no consistent difference
-        there).
+        the separate init: with the joint one their per-image FSC rose in small box-32 runs, but a zdim-1,
+        64-wide two-state run no longer separated its states in 20 epochs (``tests/training/test_loop.py``).
         """
         bound = 1.0 / (self.pe.out_dim + self.zdim) ** 0.5
         with torch.no_grad():
