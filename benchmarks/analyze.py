@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import pickle
-import platform
 import subprocess
 import sys
 import tempfile
@@ -65,15 +64,9 @@ def make_run(folder: Path, n: int, zdim: int, box: int) -> Path:
 
 def cpu_description() -> dict:
     """CPU model and the SIMD extensions that matter here (from /proc/cpuinfo when present)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and ":" in line:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    from machine import cpu_model_and_flags
+
+    model, flags = cpu_model_and_flags()
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return {"cpu_model": model, "isa": isa, "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0]}
 

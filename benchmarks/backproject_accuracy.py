@@ -47,15 +47,9 @@ VARIANTS = {
 
 def machine() -> dict:
     """CPU model, core count and the vector ISA flags that matter for the timings (none are claimed here)."""
-    model, flags = platform.processor(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and ":" in line:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    from machine import cpu_model_and_flags
+
+    model, flags = cpu_model_and_flags()
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
     return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "platform": platform.platform()}
 

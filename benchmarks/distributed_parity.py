@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,13 +38,9 @@ TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from machine import cpu_model_and_flags
+
+    return cpu_model_and_flags()[0]
 
 
 def simulate(work: Path, n: int, box: int) -> Path:

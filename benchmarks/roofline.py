@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -77,23 +76,15 @@ CATEGORIES = {
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from machine import cpu_model_and_flags
+
+    return cpu_model_and_flags()[0]
 
 
 def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    from machine import cpu_model_and_flags
+
+    return cpu_model_and_flags()[1]
 
 
 def machine_level(flags: set[str]) -> str:
