@@ -9,7 +9,7 @@ from cryoscape.cli.main import build_parser, main
 from cryoscape.io.mrc import read_mrc
 from cryoscape.runs import RunDir, load_z_file
 from cryoscape.training.config import read_run_config
-from tests.training.synthetic import PIXEL_SIZE, blob_volume, write_dataset
+from tests.training.synthetic import PIXEL_SIZE, two_blob_dataset
 
 BOX = 16
 SMALL = ["--enc-dim", "32", "--enc-layers", "1", "--dec-dim", "32", "--dec-layers", "1", "--lr", "1e-3"]
@@ -22,9 +22,7 @@ def _quiet(monkeypatch):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    v0 = blob_volume(BOX, [(0, 0, 0), (3, 0, 0)])
-    v1 = blob_volume(BOX, [(0, 0, 0), (-3, 2, 0)])
-    return write_dataset(tmp_path_factory.mktemp("cli"), [v0, v1], 120, noise_std=0.3, seed=2)
+    return two_blob_dataset(tmp_path_factory.mktemp("cli"), BOX, 120, seed=2)
 
 
 @pytest.fixture(scope="module")

@@ -129,3 +129,10 @@ def write_dataset(
     return Synthetic(
         Path(stack), Path(pose_path), None if ctf_path is None else Path(ctf_path), states, images, poses, ctf
     )
+
+
+def two_blob_dataset(folder: Path, box: int, n: int, *, seed: int, noise_std: float = 0.3) -> Synthetic:
+    """The two-state set most training tests use: a blob pair along x, and one moved to (−3, 2, 0) px."""
+    v0 = blob_volume(box, [(0, 0, 0), (3, 0, 0)])
+    v1 = blob_volume(box, [(0, 0, 0), (-3, 2, 0)])
+    return write_dataset(folder, [v0, v1], n, noise_std=noise_std, seed=seed)

@@ -21,7 +21,7 @@ from cryoscape.training import distributed, loop
 from cryoscape.training.config import DataConfig, TrainConfig, load_trained
 from cryoscape.training.step import ReconstructionObjective
 
-from .synthetic import blob_volume, write_dataset
+from .synthetic import two_blob_dataset
 
 BOX = 16
 #: Images of the global batch in the gradient test: odd, so the two shards differ in size (3 and 2).
@@ -35,9 +35,7 @@ def _quiet(monkeypatch):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    v0 = blob_volume(BOX, [(0, 0, 0), (3, 0, 0)])
-    v1 = blob_volume(BOX, [(0, 0, 0), (-3, 2, 0)])
-    return write_dataset(tmp_path_factory.mktemp("ddp"), [v0, v1], 27, noise_std=0.3, seed=2)
+    return two_blob_dataset(tmp_path_factory.mktemp("ddp"), BOX, 27, seed=2)
 
 
 def _config(syn, **changes) -> TrainConfig:

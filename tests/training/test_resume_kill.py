@@ -25,7 +25,7 @@ import torch
 
 from cryoscape.runs import RunDir, load_checkpoint_file
 
-from .synthetic import blob_volume, write_dataset
+from .synthetic import two_blob_dataset
 
 BOX = 16
 EPOCHS = 3
@@ -128,9 +128,7 @@ def _kill_when_file_appears(argv: list[str], log_path: Path, folder: Path, patte
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    v0 = blob_volume(BOX, [(0, 0, 0), (3, 0, 0)])
-    v1 = blob_volume(BOX, [(0, 0, 0), (-3, 2, 0)])
-    return write_dataset(tmp_path_factory.mktemp("kill"), [v0, v1], 48, noise_std=0.3, seed=6)
+    return two_blob_dataset(tmp_path_factory.mktemp("kill"), BOX, 48, seed=6)
 
 
 def _assert_same_checkpoint(a: Path, b: Path) -> None:

@@ -21,7 +21,7 @@ from cryoscape.runs import RunDir, RunLock
 from cryoscape.training.config import read_run_config
 from cryoscape.training.provenance import read_provenance
 
-from .synthetic import blob_volume, write_dataset
+from .synthetic import two_blob_dataset
 
 BOX = 16
 TINY = ["--zdim", "1", "--enc-dim", "16", "--enc-layers", "1", "--dec-dim", "16", "--dec-layers", "1",
@@ -35,9 +35,7 @@ def _quiet(monkeypatch):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    v0 = blob_volume(BOX, [(0, 0, 0), (3, 0, 0)])
-    v1 = blob_volume(BOX, [(0, 0, 0), (-3, 2, 0)])
-    return write_dataset(tmp_path_factory.mktemp("runs"), [v0, v1], 48, noise_std=0.3, seed=5)
+    return two_blob_dataset(tmp_path_factory.mktemp("runs"), BOX, 48, seed=5)
 
 
 def particle_args(data) -> list[str]:
