@@ -304,3 +304,22 @@ def test_fused_residual_layers_match_the_plain_composition(amp, act):
         torch.testing.assert_close(out_b, out_a, rtol=1e-6, atol=1e-6)
         for a, b in zip(grads_a, grads_b, strict=True):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_inference_stack_reuses_its_buffers_and_equals_the_residual_stack(dtype):
+    from cryoscape.models.decoders import _InferenceStack
+
+    torch.manual_seed(0)
+    layers = torch.nn.ModuleList([torch.nn.Linear(32, 32) for _ in range(3)])
+    stack = _InferenceStack(layers, rows=50, width=32, dtype=dtype, device=torch.device("cpu"))
+    buffers = [b.data_ptr() for b in stack.buffers]
+    for rows in (50, 17, 50):  # a partial chunk between full ones
+        base, zproj = torch.randn(rows, 32), torch.randn(32)
+        with torch.no_grad():
+            want = residual_stack(torch.relu((base + zproj).to(dtype)), layers, torch.nn.ReLU())
+            got = stack.run(base, zproj)
+        assert got.dtype == dtype and got.shape == (rows, 32)
+        assert got.data_ptr() in buffers  # a view of a preallocated buffer, not a new tensor
+        assert torch.equal(got, want)  # same operations in the same order
+    assert [b.data_ptr() for b in stack.buffers] == buffers

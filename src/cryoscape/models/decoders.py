@@ -110,6 +110,51 @@ def residual_stack(h: torch.Tensor, layers: nn.ModuleList, act: nn.Module) -> to
     return flat.reshape(shape)
 
 
+class _InferenceStack:
+    """First-layer activation and :func:`residual_stack` (ReLU) for inference, in two reused buffers.
+
+    Values equal ``residual_stack(relu(base + zproj), layers, ReLU)`` computed in ``dtype`` (same operations
+    in the same order). Each layer writes its product into the buffer it does not read
+    (``addmm(..., out=)``), then adds the residual and applies ReLU in place: no tensor is allocated per layer.
+    Fresh (rows, H) outputs cost a new multi-megabyte allocation per layer whose first touch made the
+    product slower on CPU (figures: ``benchmarks/map_generation.py``).
+
+    Parameters
+    ----------
+    layers : nn.ModuleList
+        The hidden ``nn.Linear(H, H)`` layers.
+    rows : int
+        Largest number of rows of one call.
+    width : int
+        H, the decoder's hidden width.
+    dtype : torch.dtype
+        Compute dtype (float32, or the reduced dtype of ``amp``).
+    device : torch.device
+    """
+
+    def __init__(self, layers: nn.ModuleList, rows: int, width: int, dtype: torch.dtype, device: torch.device):
+        self.params = [(layer.weight.to(dtype).t(), layer.bias.to(dtype)) for layer in layers]
+        self.buffers = [torch.empty((rows, width), dtype=dtype, device=device) for _ in range(2)]
+        self.dtype = dtype
+
+    def run(self, base: torch.Tensor, zproj: torch.Tensor) -> torch.Tensor:
+        """``residual_stack(relu(base + zproj))`` for ``base`` (R, H) float32 and ``zproj`` (H,) float32.
+
+        Returns a view of an internal buffer (R, H), valid until the next call.
+        """
+        n = base.shape[0]
+        cur, nxt = self.buffers[0][:n], self.buffers[1][:n]
+        if self.dtype == base.dtype:
+            torch.add(base, zproj, out=cur)
+        else:
+            cur.copy_(base + zproj)
+        cur.relu_()
+        for weight_t, bias in self.params:
+            torch.addmm(bias, cur, weight_t, out=nxt).add_(cur).relu_()
+            cur, nxt = nxt, cur
+        return cur
+
+
 def flip_to_canonical(coords: torch.Tensor) -> torch.Tensor:
     """Boolean (...,): True where ``coords`` (..., 3) is outside the canonical half-space (module doc)."""
     kx, ky, kz = coords[..., 0], coords[..., 1], coords[..., 2]
@@ -424,6 +469,10 @@ class Decoder(nn.Module):
         n_points = k.shape[0]
         out = torch.empty((z_proj.shape[0], n_points, 2), dtype=torch.float32, device=device)
         chunk = max(1, int(batch_points) // (2 if self.full_space else 1))
+        stack = None
+        if isinstance(self.act, nn.ReLU):  # else the generic residual_stack
+            rows_max = min(n_points, chunk) * (2 if self.full_space else 1)
+            stack = _InferenceStack(self.hidden, rows_max, self.input_coords.out_features, dtype, device)
         for p0 in range(0, n_points, chunk):
             k_chunk = k[p0:p0 + chunk]
             n_chunk = k_chunk.shape[0]
@@ -432,7 +481,10 @@ class Decoder(nn.Module):
             # encoding and first-layer projection of this chunk of points, shared by every latent
             base = self.input_coords(self.pe(k_chunk))  # (rows, H) float32
             for i in range(z_proj.shape[0]):
-                h = residual_stack(self.act((base + z_proj[i]).to(dtype)), self.hidden, self.act)
+                if stack is not None:
+                    h = stack.run(base, z_proj[i])
+                else:
+                    h = residual_stack(self.act((base + z_proj[i]).to(dtype)), self.hidden, self.act)
                 rows = torch.addmm(b_out, h, w_out).float()
                 if self.full_space:
                     rows = torch.stack([rows[:n_chunk, 0], rows[n_chunk:, 0]], dim=-1)
