@@ -17,6 +17,19 @@ defocus 0.5–3 µm; box 64 with 3000 particles, box 128 with 1000), and the see
     python benchmarks/backproject_accuracy.py
     python benchmarks/backproject_accuracy.py --box 64 --apix 1.6 --snr 0.1 --fields 2 --n-by-box 64:3000 \\
         --seeds 0 1 2 3 4 --variants pad1 --regularization 0.01 1 --json benchmarks/results/backproject_seeds.json
+
+Variants: ``pad1`` is ``BackprojectConfig()`` (trilinear kernel, images' periodic component); ``pad1-as-is`` the
+images unchanged (the default before issue 9 item 1, apart from the full Nyquist shell); ``pad1-radial`` cryoDRGN's
+radial kernel. The runs behind the default (box 64 with 1000 particles, box 128 with 300):
+
+    python benchmarks/backproject_accuracy.py --box 64 --n-by-box 64:1000 --apix 1.2 2.5 --variants pad1 \\
+        pad1-radial pad1-as-is pad1-radial-as-is --json benchmarks/results/backproject_accuracy_box64.json
+    python benchmarks/backproject_accuracy.py --box 64 --n-by-box 64:1000 --apix 1.2 --snr inf --fields 1 2 \\
+        --seeds 1 2 --variants pad1 pad1-radial pad1-as-is --json benchmarks/results/backproject_seeds_noise_free.json
+    python benchmarks/backproject_accuracy.py --box 128 --n-by-box 128:300 --apix 1.2 --snr 0.1 \\
+        --variants pad1 pad1-radial pad1-as-is --json benchmarks/results/backproject_accuracy_box128_snr0.1.json
+    python benchmarks/backproject_accuracy.py --box 128 --n-by-box 128:300 --apix 1.2 --snr inf --fields 2 \\
+        --variants pad1 pad1-radial pad1-as-is --json benchmarks/results/backproject_accuracy_box128_field2.json
 """
 
 from __future__ import annotations
@@ -35,7 +48,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 REF_CRYODRGN = ROOT / ".venv-ref" / "bin" / "cryodrgn"
 VARIANTS = {
-    "pad1": {"pad_factor": 1},
+    "pad1": {"pad_factor": 1},  # the default: trilinear, periodic component of the images
+    "pad1-radial": {"pad_factor": 1, "kernel": "radial"},
+    "pad1-as-is": {"pad_factor": 1, "image_edges": "as-is"},  # the previous default (but the full Nyquist shell)
+    "pad1-radial-as-is": {"pad_factor": 1, "kernel": "radial", "image_edges": "as-is"},
     "pad1-gridding": {"pad_factor": 1, "gridding_correction": True},
     "pad1-reg1": {"pad_factor": 1, "regularization": 1.0},
     "pad1-reg0.1": {"pad_factor": 1, "regularization": 0.1},
@@ -62,7 +78,9 @@ def is_default(row: dict) -> bool:
     return (row["method"].startswith("cryoscape") and row["pad_factor"] == default.pad_for(row["box"])
             and (row["pad_factor"] == 1 or row["ctf_grid"] == default.ctf_grid)
             and row["regularization"] == default.regularization
-            and row.get("gridding_correction", False) == default.gridding_correction)
+            and row.get("gridding_correction", False) == default.gridding_correction
+            and row.get("kernel", "trilinear") == default.kernel
+            and row.get("image_edges", "as-is") == default.image_edges)
 
 
 def margins(rows: list[dict]) -> list[dict]:
@@ -153,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--defocus", type=float, nargs=2, default=[5000.0, 30000.0], help="defocus range (Å)")
     parser.add_argument("--astigmatism", type=float, default=300.0, help="max astigmatism (Å)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                        default=["pad1", "pad1-gridding", "pad2-box", "pad2-padded", "pad2-interpolated"])
+                        default=["pad1", "pad1-radial", "pad1-as-is", "pad1-radial-as-is", "pad2-box", "pad2-padded"])
     parser.add_argument("--regularization", type=float, nargs="+", default=[0.01])
     parser.add_argument("--no-cryodrgn", dest="cryodrgn", action="store_false",
                         help="skip cryoDRGN backproject_voxel")
@@ -170,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                           *(argv or sys.argv[1:])]),
               "machine": machine(),
               "default": {"pad_factor": BackprojectConfig().pad_for(64), "ctf_grid": BackprojectConfig().ctf_grid,
-                          "regularization": BackprojectConfig().regularization},
+                          "regularization": BackprojectConfig().regularization,
+                          "kernel": BackprojectConfig().kernel, "image_edges": BackprojectConfig().image_edges},
               "note": "FSC of each map against the true map (hinge, one rigid state, shifts 0). cryoDRGN 4.3.1 "
                       "backproject_voxel with its defaults (reg-weight 1). Timings are wall seconds on a shared "
                       "machine, not speed claims.", "rows": [], "margins": []}
@@ -197,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                                 rows.append({**base, "method": f"cryoscape {name}", "regularization": lam,
                                              "pad_factor": kw["pad_factor"], "ctf_grid": kw.get("ctf_grid", "box"),
                                              "gridding_correction": kw.get("gridding_correction", False),
+                                             "kernel": BackprojectConfig(**kw).kernel,
+                                             "image_edges": kw.get("image_edges", BackprojectConfig.image_edges),
                                              **score(res, truth, apix),
                                              "seconds": time.perf_counter() - start})
                                 print(line(rows[-1]), flush=True)

@@ -140,14 +140,15 @@ def test_shifted_and_unshifted_datasets_give_the_same_map():
 def test_integer_shifts_applied_by_rolling_pixels():
     # Independent of the Fourier phase-shift code: move each centred projection by -shift whole pixels with
     # np.roll (the simulator's convention); back-projecting with +shift must undo it. Without padding an
-    # integer phase shift is exactly a cyclic roll, so the maps agree to rounding.
+    # integer phase shift is exactly a cyclic roll, so the maps agree to rounding (images as they are: the
+    # periodic component of a rolled image is not the rolled periodic component, its edges are other pixels).
     cfg = preset_config("tiny-32", n_particles=300, ctf=False, snr=float("inf"), **RIGID)
     sim = Simulator(cfg)
     centred = sim.clean_images(0, sim.n, shifts=False)
     rng = np.random.default_rng(0)
     shifts = rng.integers(-3, 4, size=(sim.n, 2))
     moved = np.stack([np.roll(img, (-sy, -sx), axis=(0, 1)) for img, (sx, sy) in zip(centred, shifts)])
-    config = BackprojectConfig(ctf_correction="none", pad_factor=1)
+    config = BackprojectConfig(ctf_correction="none", pad_factor=1, image_edges="as-is")
     reference = backproject_arrays(centred, sim.poses(), None, 1.0, config).full
     shifted = backproject_arrays(moved, Poses(sim.rotations, shifts, 32), None, 1.0, config).full
     flipped = backproject_arrays(moved, Poses(sim.rotations, -shifts, 32), None, 1.0, config).full
@@ -242,6 +243,39 @@ def test_default_skips_the_gridding_correction_that_amplifies_edge_noise():
         auc[correct] = fsc_curve(result.full, truth, result.voxel_size_angstrom).area_under_curve()
     assert BackprojectConfig().gridding_correction is False
     assert auc[False] > auc[True] + 0.01
+
+
+def test_periodic_component_keeps_the_high_shells_of_extracted_particles():
+    # CTF applied on a field twice the box, then cropped (particles extracted from a micrograph): the fringes
+    # cut at the box edges put a jump between opposite edges; the periodic component removes it. Noise-free,
+    # 2.4 Å/px, defocus 0.5–3 µm (measured: mean FSC of shells 12–16 0.840 vs 0.828, AUC 0.894 vs 0.891).
+    cfg = preset_config("tiny-32", n_particles=400, snr=float("inf"), defocus_min_angstrom=5000.0,
+                        defocus_max_angstrom=30000.0, astigmatism_max_angstrom=300.0, ctf_field_factor=2,
+                        pixel_size_angstrom=2.4, **RIGID)
+    sim = Simulator(cfg)
+    images, truth = sim.images(0, sim.n), GroundTruthVolumes(cfg)(0, 0.0)
+    curves = {}
+    for edges in ("periodic", "as-is"):
+        vol = backproject_arrays(images, sim.poses(), sim.ctf_params(), 2.4, BackprojectConfig(image_edges=edges)).full
+        curves[edges] = fsc_curve(vol, truth, 2.4)
+    assert BackprojectConfig().image_edges == "periodic"
+    assert curves["periodic"].fsc[12:17].mean() > curves["as-is"].fsc[12:17].mean() + 0.006
+    assert curves["periodic"].area_under_curve() > curves["as-is"].area_under_curve()
+
+
+def test_map_keeps_the_whole_nyquist_shell():
+    # the map's spectrum is kept for round(|k|) <= D/2 (the last shell of the FSC), zero beyond
+    from cryoscape.reconstruct.backproject import FourierAccumulator
+
+    d = 16
+    acc = FourierAccumulator(d)
+    acc.data += 1.0
+    acc.weight += 1.0
+    ft = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(acc.volume(0.0))))
+    k = np.arange(d) - d // 2
+    radius = np.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2)
+    kept = np.abs(ft) > 0.5
+    np.testing.assert_array_equal(kept, radius < d // 2 + 0.5)
 
 
 def test_bad_input():

@@ -10,9 +10,10 @@ NAME = "backproject"
 HELP = "voxel back-projection with CTF correction: map, random half-maps, gold-standard FSC"
 DESCRIPTION = f"""\
 Reconstruct a 3-D map from particle images with known poses and CTF by direct Fourier inversion (trilinear
-insertion of each image's 2-D Fourier transform as a central slice). Images are streamed in chunks, so any
-number of particles fits in memory. The particles are split at random (--seed) into two halves reconstructed
-independently; the gold-standard FSC between them gives the resolution at 0.143 (and 0.5).
+insertion of each image's 2-D Fourier transform as a central slice; --kernel radial: cryoDRGN's kernel).
+Images are streamed in chunks, so any number of particles fits in memory. The particles are split at random
+(--seed) into two halves reconstructed independently; the gold-standard FSC between them gives the resolution
+at 0.143 (and 0.5).
 
 CTF correction (--ctf-correction):
   wiener      data += CTF·F, weight += CTF², map = data / (weight + λ·mean weight)   [default]
@@ -27,6 +28,17 @@ backproject_accuracy.py): on SNR 0.1 data this beats a 2× grid (FSC 0.5 at 4.07
 padded grid, the old default) is wrong for images whose CTF was applied on the box's own grid (simulated
 with cryoscape's or cryoDRGN's simulator: FSC-AUC 0.94 instead of 0.99) and only helps noise-free particles
 extracted from micrographs.
+
+Image edges (--image-edges): by default each image is replaced by its periodic component (periodic + smooth
+decomposition) before its FFT. For particles extracted from micrographs the CTF fringes are cut by the box and
+opposite edges do not match; the DFT smears that jump over all frequencies. Removing it keeps the high shells
+(noise-free, CTF on a 2x field, box 64 at 1.2 Å/px: FSC-AUC against the truth 0.877 -> 0.900, above cryoDRGN
+backproject_voxel's 0.886, which windows the images instead; on SNR 0.1 data within 0.002). --image-edges
+as-is transforms the images unchanged (the previous default).
+
+Kernel (--kernel): trilinear [default] or radial (weight 1 - distance within one voxel, as cryoDRGN). Radial
+blurs less and wins noise-free (AUC +0.01) but loses on sparse noisy data (box 128, 300 images, SNR 0.1: 0.526
+vs 0.548).
 
 Contrast: images are taken as RELION writes them (particles white, protein brighter than the background),
 which with RELION's CTF gives maps with protein positive. Use --invert-contrast for data with black particles.
@@ -58,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "samples inserted into the padded grid [default]; padded = image zero-padded, CTF "
                             "on the padded grid (RELION's way); interpolated = CTF on the box, then Fourier "
                             "interpolation (see DESCRIPTION)")
+    group.add_argument("--image-edges", choices=("periodic", "as-is"), default="periodic",
+                       help="periodic = FFT of each image's periodic component, without the jump between opposite "
+                            "edges [default]; as-is = the images unchanged (see DESCRIPTION)")
+    group.add_argument("--kernel", choices=("trilinear", "radial"), default="trilinear",
+                       help="insertion kernel: trilinear [default] or radial (cryoDRGN's; better noise-free, worse "
+                            "on sparse noisy data)")
     group.add_argument("--invert-contrast", action="store_true",
                        help="multiply the images by -1 first (for data with black particles)")
     group.add_argument("--seed", type=int, default=0, help="seed of the random half-set split (default 0)")
@@ -77,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from cryoscape.training.distributed import choose_device
 
     config = BackprojectConfig(ctf_correction=args.ctf_correction, regularization=args.regularization,
-                               pad_factor=args.pad, ctf_grid=args.ctf_grid, chunk_size=args.chunk, seed=args.seed,
+                               pad_factor=args.pad, ctf_grid=args.ctf_grid, kernel=args.kernel,
+                               image_edges=args.image_edges, chunk_size=args.chunk, seed=args.seed,
                                invert_contrast=args.invert_contrast, device=str(choose_device(args.device)))
     if not (math.isfinite(args.regularization) and args.regularization >= 0):
         raise InputError(f"--regularization {args.regularization} must be a number >= 0", fix="e.g. 0.01")
