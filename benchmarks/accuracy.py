@@ -140,12 +140,13 @@ def state_subset(work: Path, states: np.ndarray, state: int) -> Path:
     return ind
 
 
-def backprojected_state(work: Path, data: Path, states: np.ndarray, state: int) -> np.ndarray:
-    """Back-projection of the true particles of ``state`` (computed once, then read from disk)."""
+def backprojected_state(work: Path, data: Path, states: np.ndarray, state: int, fresh: bool = False) -> np.ndarray:
+    """Back-projection of the true particles of ``state`` (computed once, then read from disk; ``fresh``:
+    recomputed with the current default even if a map of an earlier run is on disk)."""
     from cryoscape.io.mrc import read_mrc
 
     bp_dir = work / f"assembly_bp_state{state}"
-    if not (bp_dir / "map.mrc").exists():
+    if fresh or not (bp_dir / "map.mrc").exists():
         cli("backproject", str(data / "particles.star"), "--ind", str(state_subset(work, states, state)),
             "-o", str(bp_dir), log=work / "backproject.log")
     return read_mrc(bp_dir / "map.mrc")[0]
@@ -242,7 +243,7 @@ def backproject_only(args, path: Path) -> dict:
     for entry in entries:
         state = int(entry["state"])
         truth, header = read_mrc(data / "gt_volumes" / f"state_{state:02d}.mrc")
-        res_bp, auc_bp = resolution_vs_truth(backprojected_state(args.workdir, data, states, state), truth,
+        res_bp, auc_bp = resolution_vs_truth(backprojected_state(args.workdir, data, states, state, fresh=True), truth,
                                              float(header.voxel_size_angstrom))
         entry["previous_backproject"] = {"res05_angstrom": entry["backproject_res05_angstrom"],
                                          "auc": entry["backproject_auc"]}
