@@ -28,8 +28,18 @@ Run on an otherwise idle machine (two PyTorch processes on two cores oversubscri
     python benchmarks/vs_cryodrgn.py --preset assembly-64 --box 32 --n 10000 --epochs 8 \\
         --variants "hartley,hartley --seam-band-px 0" --json benchmarks/results/vs_cryodrgn_3state.json
 
+    # issue 9 item 2: the side-by-side at equal epochs over several seeds (each seed trains every program;
+    # the summary gives mean and spread of per-image FSC against truth per program); the variants with
+    # --data-std-windowed train with the normalisation used before cryoDRGN's became the default
+    python benchmarks/vs_cryodrgn.py --preset assembly-64 --box 32 --n 2000 --epochs 8 --seeds 0,1 \\
+        --variants "hartley,hartley_full --data-std-windowed,hartley --data-std-windowed" --n-vols 0 \\
+        --json benchmarks/results/vs_cryodrgn_fsc_seeds.json
+
 On a discrete set (``--preset assembly-64``) |Spearman| is taken against the state index, a weak measure of
-separation; per-image FSC against the truth is the figure to read there.
+separation; per-image FSC against the truth is the figure to read there. With ``--seeds`` the runs of seed S
+are in ``WORKDIR/seed_S`` (the simulated set is shared) and the JSON holds ``runs`` (one section per seed, laid
+out as a single-seed result) and ``summary`` (per program: AUC per seed, mean, sample std; mean FSC by shell
+averaged over seeds).
 """
 
 from __future__ import annotations
@@ -182,6 +192,16 @@ def per_image_fsc_cryodrgn(exe: Path, weights: Path, config: Path, z: np.ndarray
     return fsc_section(per_image_fsc_of_maps(maps, positions, true_map, voxel, match_sign=True))
 
 
+def machine_info() -> dict:
+    """CPU model, ISA flags that matter for the decoder's matmuls, core count, platform."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine import cpu_model_and_flags
+
+    model, flags = cpu_model_and_flags()
+    return {"cpu_model": model, "cpus": os.cpu_count(), "platform": platform.platform(),
+            "isa": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in flags]}
+
+
 #: cryoscape's domain for the decoder cryoDRGN builds with ``--domain``
 SAME_ARCHITECTURE = {"hartley": "hartley_full", "fourier": "fourier"}
 
@@ -211,10 +231,11 @@ def train_and_eval_cryoscape(exe: str, data: Path, arch: list[str], variant: str
                "spearman_pc1_by_epoch": spearman_by_epoch(epoch_files(run, "z.*.npz"),
                                                           lambda f: load_z_file(f).mean, truth)}
     section["per_image_fsc"] = per_image_fsc_cryoscape(run, data, fsc_positions(len(z), args.n_fsc))
-    zfile = work / f"zvals{suffix}.txt"
-    np.savetxt(zfile, z[np.linspace(0, len(z) - 1, args.n_vols).astype(int)])
-    seconds, _ = sh([exe, "eval-vol", str(run), "--zfile", str(zfile), "-o", str(work / f"vols_ours{suffix}")])
-    section["eval_vol_maps_per_s"] = args.n_vols / seconds
+    if args.n_vols > 0:
+        zfile = work / f"zvals{suffix}.txt"
+        np.savetxt(zfile, z[np.linspace(0, len(z) - 1, args.n_vols).astype(int)])
+        seconds, _ = sh([exe, "eval-vol", str(run), "--zfile", str(zfile), "-o", str(work / f"vols_ours{suffix}")])
+        section["eval_vol_maps_per_s"] = args.n_vols / seconds
     print(f"cryoscape {variant}: {section['epoch_images_per_s']:.1f} images/s per epoch, |Spearman| by epoch "
           + " ".join(f"{v:.3f}" for v in section["spearman_pc1_by_epoch"].values())
           + f", per-image FSC AUC {section['per_image_fsc']['auc_mean']:.4f}", flush=True)
@@ -230,9 +251,10 @@ def print_comparison(sections: dict[str, dict], ref: dict, ref_domain: str) -> N
         values.append(ref["spearman_pc1_by_epoch"][epoch])
         print(f"{epoch:5d}  " + "  ".join(f"{v:{len(n)}.3f}" for v, n in zip(values, names, strict=True)))
     for domain, section in sections.items():
+        eval_ratio = section.get("ratio_eval_vol", float("nan"))  # absent when eval-vol was not timed
         print(f"cryoscape {domain}: training {section['epoch_images_per_s']:.1f} vs {ref['epoch_images_per_s']:.1f}"
               f" images/s per epoch ({section['ratio_train_throughput_per_epoch']:.2f}x; whole command "
-              f"{section['ratio_train_throughput']:.2f}x); eval-vol {section['ratio_eval_vol']:.2f}x; "
+              f"{section['ratio_train_throughput']:.2f}x); eval-vol {eval_ratio:.2f}x; "
               f"peak RSS {section['peak_rss_mib']:.0f} vs {ref['peak_rss_mib']:.0f} MiB")
         print("  |Spearman| reached   cryoDRGN (epoch, s)   cryoscape (epoch, s)   speed-up")
         for row in section["time_to_accuracy"]:
@@ -261,6 +283,108 @@ def time_to_accuracy(ours: dict, ref: dict) -> list[dict]:
     return rows
 
 
+def train_and_eval_reference(data: Path, arch: list[str], work: Path, truth: np.ndarray,
+                              args: argparse.Namespace) -> dict:
+    """Train cryoDRGN (``--domain args.domain``, run dir ``work/run_cryodrgn``), score it as cryoscape is scored.
+
+    Returns the reference section: whole-command and per-epoch throughput, peak RSS, |Spearman| after the last
+    and after every epoch, per-image FSC against the truth, eval_vol maps/s (when ``args.n_vols`` > 0).
+    """
+    from cryoscape.io.legacy import read_z_pickle
+
+    exe, version = ensure_reference()
+    section: dict = {"program": "cryodrgn", "version": version}
+    run_ref = work / "run_cryodrgn"
+    shutil.rmtree(run_ref, ignore_errors=True)
+    pickles = data / "cryodrgn"
+    seconds, rss = sh([str(exe), "train_vae", str(data / "particles.mrcs"), "--poses",
+                       str(pickles / "pose.pkl"), "--ctf", str(pickles / "ctf.pkl"), *arch,
+                       "--domain", args.domain, "--no-analysis",
+                       "-o", str(run_ref)], work / "train_cryodrgn.log")
+    zs = sorted(run_ref.glob("z.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))
+    z_ref = read_z_pickle(zs[-1])
+    epochs = epoch_seconds_cryodrgn(work / "train_cryodrgn.log")
+    section.update({"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
+                    "epoch_seconds": epochs, "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
+                    "peak_rss_mib": rss, "spearman_pc1": abs(spearman_with_truth(z_ref, truth)),
+                    "spearman_pc1_by_epoch": spearman_by_epoch(epoch_files(run_ref, "z.*.pkl"), read_z_pickle,
+                                                               truth)})
+    weights = sorted(run_ref.glob("weights.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))[-1]
+    if args.n_vols > 0:
+        zfile_ref = work / "zvals_ref.txt"
+        np.savetxt(zfile_ref, z_ref[np.linspace(0, len(z_ref) - 1, args.n_vols).astype(int)])
+        seconds, _ = sh([str(exe), "eval_vol", str(weights), "-c", str(run_ref / "config.yaml"),
+                         "--zfile", str(zfile_ref), "-o", str(work / "vols_ref")], work / "eval_cryodrgn.log")
+        section["eval_vol_maps_per_s"] = args.n_vols / seconds
+    section["per_image_fsc"] = per_image_fsc_cryodrgn(
+        exe, weights, run_ref / "config.yaml", z_ref, data, fsc_positions(len(z_ref), args.n_fsc), work)
+    print(f"cryoDRGN: per-image FSC AUC {section['per_image_fsc']['auc_mean']:.4f}", flush=True)
+    return section
+
+
+def side_by_side(ours: str, data: Path, work: Path, truth: np.ndarray, seed: int, args: argparse.Namespace,
+                 on_progress=None) -> dict:
+    """Every program of the comparison trained with ``seed`` in ``work``; the sections ``cryoscape``
+    (the decoder cryoDRGN builds), ``cryoscape_variants`` and ``reference`` (with the ratios and time to
+    accuracy of each cryoscape section). ``on_progress(partial result)`` is called after each training."""
+    work.mkdir(parents=True, exist_ok=True)
+    arch = ["--zdim", str(args.zdim), "-n", str(args.epochs), "-b", str(args.batch_size),
+            "--enc-dim", str(args.dim), "--enc-layers", str(args.layers), "--dec-dim", str(args.dim),
+            "--dec-layers", str(args.layers), "--seed", str(seed)]
+    same = SAME_ARCHITECTURE[args.domain]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip() and v.strip() != same]
+    out: dict = {"cryoscape": train_and_eval_cryoscape(ours, data, arch, same, work, truth, args),
+                 "cryoscape_variants": {}}
+    for variant in variants:  # reported after each run, so a long benchmark leaves its finished parts
+        out["cryoscape_variants"][variant] = train_and_eval_cryoscape(ours, data, arch, variant, work, truth, args)
+        if on_progress is not None:
+            on_progress(out)
+    if args.skip_reference:
+        return out
+    out["reference"] = ref = train_and_eval_reference(data, arch, work, truth, args)
+    sections = {same: out["cryoscape"], **out["cryoscape_variants"]}
+    for section in sections.values():
+        section["ratio_train_throughput"] = section["images_per_s"] / ref["images_per_s"]
+        section["ratio_train_throughput_per_epoch"] = section["epoch_images_per_s"] / ref["epoch_images_per_s"]
+        if "eval_vol_maps_per_s" in section and "eval_vol_maps_per_s" in ref:
+            section["ratio_eval_vol"] = section["eval_vol_maps_per_s"] / ref["eval_vol_maps_per_s"]
+        section["time_to_accuracy"] = time_to_accuracy(section, ref)
+    print_comparison(sections, ref, args.domain)
+    return out
+
+
+def seed_summary(runs: dict[str, dict], domain: str) -> dict[str, dict]:
+    """Per program (``cryoscape DOMAIN [options]`` / ``cryoDRGN DOMAIN``) over the seeds of ``runs``
+    ({seed: side_by_side result}): per-image FSC-AUC per seed, their mean and sample std, the mean FSC by
+    shell averaged over seeds, and |Spearman| after the last epoch per seed."""
+    programs: dict[str, list[dict]] = {}
+    for result in runs.values():
+        sections = {f"cryoscape {result['cryoscape']['domain']}": result["cryoscape"]}
+        sections.update({f"cryoscape {name}": sec for name, sec in result.get("cryoscape_variants", {}).items()})
+        if "reference" in result:
+            sections[f"cryoDRGN {domain}"] = result["reference"]
+        for name, section in sections.items():
+            programs.setdefault(name, []).append(section)
+    summary = {}
+    for name, sections in programs.items():
+        aucs = np.array([sec["per_image_fsc"]["auc_mean"] for sec in sections])
+        shells = np.mean([sec["per_image_fsc"]["mean_fsc_by_shell"] for sec in sections], axis=0)
+        summary[name] = {"auc_by_seed": [round(float(a), 4) for a in aucs], "auc_mean": float(aucs.mean()),
+                         "auc_std": float(aucs.std(ddof=1)) if len(aucs) > 1 else float("nan"),
+                         "mean_fsc_by_shell": [round(float(v), 4) for v in shells],
+                         "spearman_pc1_by_seed": [round(float(sec["spearman_pc1"]), 4) for sec in sections]}
+    return summary
+
+
+def print_summary(summary: dict[str, dict]) -> None:
+    """The per-program table of :func:`seed_summary`."""
+    print("program                                   per-image FSC-AUC: mean ± sd (per seed)    FSC last 3 shells")
+    for name, row in summary.items():
+        seeds = " ".join(f"{a:.4f}" for a in row["auc_by_seed"])
+        tail = " ".join(f"{v:.3f}" for v in row["mean_fsc_by_shell"][-3:])
+        print(f"{name:40s}  {row['auc_mean']:.4f} ± {row['auc_std']:.4f} ({seeds})    {tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20000, help="particles (default 20000)")
@@ -281,7 +405,10 @@ def main(argv: list[str] | None = None) -> int:
                              "domain optionally followed by train-vae options, e.g. 'hartley,hartley "
                              "--seam-band-px 0' (default: hartley, cryoscape's default pair decoder; '' for none)")
     parser.add_argument("--seed", type=int, default=1, help="seed given to both programs (default 1)")
-    parser.add_argument("--n-vols", type=int, default=20, help="maps for the eval-vol timing")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds: train every program once per seed (runs in WORKDIR/seed_S) "
+                             "and summarise per-image FSC over seeds; overrides --seed")
+    parser.add_argument("--n-vols", type=int, default=20, help="maps for the eval-vol timing (0: no timing)")
     parser.add_argument("--n-fsc", type=int, default=100, help="particles scored by per-image FSC (default 100)")
     parser.add_argument("--skip-reference", action="store_true", help="time cryoscape only")
     parser.add_argument("--cryoscape-args", default="", help="extra train-vae options for cryoscape")
@@ -299,70 +426,31 @@ def main(argv: list[str] | None = None) -> int:
             "--snr", str(args.snr), "-o", str(data)], work / "simulate.log")
         sh([ours, "export-cryodrgn", str(data / "particles.star"), "-o", str(data / "cryodrgn") + "/"])
     truth = latent_truth(data)
-
-    arch = ["--zdim", str(args.zdim), "-n", str(args.epochs), "-b", str(args.batch_size),
-            "--enc-dim", str(args.dim), "--enc-layers", str(args.layers), "--dec-dim", str(args.dim),
-            "--dec-layers", str(args.layers), "--seed", str(args.seed)]
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     results: dict = {"dataset": {"n": args.n, "box": args.box, "snr": args.snr, "source": source,
                                  "preset": args.preset},
                      "architecture": {"dim": args.dim, "layers": args.layers, "zdim": args.zdim,
                                       "batch_size": args.batch_size, "epochs": args.epochs,
-                                      "domain": args.domain, "seed": args.seed},
-                     "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+                                      "domain": args.domain, "seed": args.seed if seeds is None else seeds},
+                     "machine": machine_info()}
 
-    same = SAME_ARCHITECTURE[args.domain]
-    variants = [v.strip() for v in args.variants.split(",") if v.strip() and v.strip() != same]
-    results["cryoscape"] = train_and_eval_cryoscape(ours, data, arch, same, work, truth, args)
-    results["cryoscape_variants"] = {}
-    for variant in variants:  # written after each run, so a long benchmark leaves its finished parts
-        results["cryoscape_variants"][variant] = train_and_eval_cryoscape(ours, data, arch, variant, work, truth,
-                                                                          args)
+    def write(partial: dict | None = None) -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps(results if partial is None else {**results, **partial}, indent=2) + "\n")
 
-    if not args.skip_reference:
-        exe, version = ensure_reference()
-        results["reference"] = {"program": "cryodrgn", "version": version}
-        run_ref = work / "run_cryodrgn"
-        shutil.rmtree(run_ref, ignore_errors=True)
-        pickles = data / "cryodrgn"
-        seconds, rss = sh([str(exe), "train_vae", str(data / "particles.mrcs"), "--poses",
-                           str(pickles / "pose.pkl"), "--ctf", str(pickles / "ctf.pkl"), *arch,
-                           "--domain", args.domain, "--no-analysis",
-                           "-o", str(run_ref)], work / "train_cryodrgn.log")
-        zs = sorted(run_ref.glob("z.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))
-        from cryoscape.io.legacy import read_z_pickle
-
-        z_ref = read_z_pickle(zs[-1])
-        epochs = epoch_seconds_cryodrgn(work / "train_cryodrgn.log")
-        results["reference"].update({"train_seconds": seconds, "images_per_s": args.n * args.epochs / seconds,
-                                     "epoch_seconds": epochs,
-                                     "epoch_images_per_s": args.n * len(epochs) / sum(epochs),
-                                     "peak_rss_mib": rss, "spearman_pc1": abs(spearman_with_truth(z_ref, truth)),
-                                     "spearman_pc1_by_epoch": spearman_by_epoch(
-                                         epoch_files(run_ref, "z.*.pkl"), read_z_pickle, truth)})
-        weights = sorted(run_ref.glob("weights.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))[-1]
-        zfile_ref = work / "zvals_ref.txt"
-        np.savetxt(zfile_ref, z_ref[np.linspace(0, len(z_ref) - 1, args.n_vols).astype(int)])
-        seconds, _ = sh([str(exe), "eval_vol", str(weights), "-c", str(run_ref / "config.yaml"),
-                         "--zfile", str(zfile_ref), "-o", str(work / "vols_ref")], work / "eval_cryodrgn.log")
-        results["reference"]["eval_vol_maps_per_s"] = args.n_vols / seconds
-        results["reference"]["per_image_fsc"] = per_image_fsc_cryodrgn(
-            exe, weights, run_ref / "config.yaml", z_ref, data, fsc_positions(len(z_ref), args.n_fsc), work)
-        print(f"cryoDRGN: per-image FSC AUC {results['reference']['per_image_fsc']['auc_mean']:.4f}", flush=True)
-        sections = {same: results["cryoscape"], **results["cryoscape_variants"]}
-        for ours_section in sections.values():
-            ours_section["ratio_train_throughput"] = (ours_section["images_per_s"]
-                                                      / results["reference"]["images_per_s"])
-            ours_section["ratio_train_throughput_per_epoch"] = (ours_section["epoch_images_per_s"]
-                                                                / results["reference"]["epoch_images_per_s"])
-            ours_section["ratio_eval_vol"] = (ours_section["eval_vol_maps_per_s"]
-                                              / results["reference"]["eval_vol_maps_per_s"])
-            ours_section["time_to_accuracy"] = time_to_accuracy(ours_section, results["reference"])
-        print_comparison(sections, results["reference"], args.domain)
+    if seeds is None:
+        results.update(side_by_side(ours, data, work, truth, args.seed, args, on_progress=write))
+    else:
+        results["runs"] = {}
+        for seed in seeds:
+            results["runs"][str(seed)] = side_by_side(
+                ours, data, work / f"seed_{seed}", truth, seed, args,
+                on_progress=lambda part, seed=seed: write({"runs": {**results["runs"], str(seed): part}}))
+            write()
+        results["summary"] = seed_summary(results["runs"], args.domain)
+        print_summary(results["summary"])
     print(json.dumps(results, indent=2))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write()
     print(f"wrote {args.json}")
     return 0
 

@@ -224,6 +224,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         help="window inner radius, fraction of D/2 (default %(default)s)",
     )
     g.add_argument(
+        "--data-std-windowed",
+        dest="data_std_windowed",
+        action=argparse.BooleanOptionalAction,
+        default=d.data_std_windowed,
+        help="normalise by the std of the windowed images instead of the images before the window (default "
+        "off: cryoDRGN's normalisation, which sets the weight of the KL term as cryoDRGN does)",
+    )
+    g.add_argument(
         "--lazy",
         dest="lazy",
         action="store_const",

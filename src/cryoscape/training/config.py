@@ -20,6 +20,8 @@ from cryoscape.models.config import ModelConfig
 # Defaults that differ from cryoDRGN are listed by the commands' --help (cli/train_vae.py).
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_LR = 1e-4
+#: ``data.data_std_windowed`` of configs that predate the field (their data_std came from windowed images).
+LEGACY_DATA_STD_WINDOWED = True
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,20 @@ class DataConfig:
     num_workers : int
         Worker processes reading and transforming images (0: in the training process when in memory, one
         worker when streaming).
+    data_std_windowed : bool
+        Estimate ``data_std`` on the windowed images (True) or on the images before the window (False, the
+        default, cryoDRGN's estimate). The window removes about a third of the power of a noisy image (0.67 at
+        box 32 with ``window_r`` 0.85), so with the default the normalised training data have a mean square
+        below 1 and the data term ``mse`` is that much smaller beside ``beta · kl / n_disc``: the KL weighs
+        ~1.5x more than with the windowed estimate, exactly as in cryoDRGN's ``train_vae`` (same ``beta``,
+        same 1/n_disc), and the decoder's targets have cryoDRGN's scale. Measured (box 32, 8 epochs, 2 seeds):
+        ``hartley_full``'s per-image FSC-AUC rose from 0.767 to 0.774, cryoDRGN's 0.768; the pair decoder
+        ``hartley`` did not gain (0.738 → 0.733) (``benchmarks/results/vs_cryodrgn_fsc_gap_study.json``). Configs
+        written before this field existed load with True (:data:`LEGACY_DATA_STD_WINDOWED`), the estimate they
+        were trained with.
     data_std : float or None
         *Resolved*: standard deviation of the Hartley values used to normalise the data (estimated on a
-        sample at the start of training; stored so evaluation uses the same value).
+        sample at the start of training, see ``data_std_windowed``; stored so evaluation uses the same value).
     box_size : int or None
         *Resolved*: box size of the images (pixels).
     pixel_size_angstrom : float or None
@@ -76,6 +89,7 @@ class DataConfig:
     max_memory_gb: float = 4.0
     chunk_size: int = 1024
     num_workers: int = 0
+    data_std_windowed: bool = False
     data_std: float | None = None
     box_size: int | None = None
     pixel_size_angstrom: float | None = None
@@ -182,8 +196,13 @@ def train_config_from_dict(values: Mapping[str, Any], path: str | os.PathLike | 
     """A :class:`TrainConfig` from the nested mapping of a ``config.yaml`` or a checkpoint.
 
     Unknown keys and values of the wrong type raise :class:`~cryoscape.errors.InputError` naming ``path``, the
-    key, the value and the expected type (:func:`cryoscape.configio.dataclass_from_mapping`).
+    key, the value and the expected type (:func:`cryoscape.configio.dataclass_from_mapping`). A ``data``
+    section without ``data_std_windowed`` was written before the field existed and gets
+    :data:`LEGACY_DATA_STD_WINDOWED`.
     """
+    data = values.get("data") if isinstance(values, Mapping) else None
+    if isinstance(data, Mapping) and "data_std_windowed" not in data:
+        values = {**values, "data": {**data, "data_std_windowed": LEGACY_DATA_STD_WINDOWED}}
     return dataclass_from_mapping(TrainConfig, values, path=path)
 
 

@@ -126,7 +126,8 @@ def resolve_data(config: TrainConfig, particles: ParticleSet) -> TrainConfig:
     pixel = particles.pixel_size_angstrom if d.pixel_size_angstrom is None else d.pixel_size_angstrom
     std = d.data_std
     if std is None:
-        prep = ImagePrep(box, invert=d.invert_data, window=d.window, window_r=d.window_r)
+        # cryoDRGN's estimate by default: the std of the images before the window (DataConfig.data_std_windowed)
+        prep = ImagePrep(box, invert=d.invert_data, window=d.window and d.data_std_windowed, window_r=d.window_r)
         std = estimate_data_std(particles, prep)
     data = dataclasses.replace(
         d, box_size=box, pixel_size_angstrom=None if pixel is None else float(pixel), data_std=float(std)
