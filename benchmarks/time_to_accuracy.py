@@ -51,8 +51,8 @@ from vs_cryodrgn import (
     epoch_seconds_cryoscape,
     fsc_positions,
     per_image_fsc_cryodrgn,
+    per_image_fsc_cryoscape,
     sh,
-    true_maps,
 )
 
 
@@ -63,24 +63,7 @@ def epoch_of(path: Path) -> int:
 
 def per_image_fsc_cryoscape_epoch(run: Path, epoch: int, data: Path, positions: np.ndarray) -> float:
     """Mean per-image FSC-AUC of a cryoscape run's checkpoint ``epoch`` (maps at the latent means)."""
-    import torch
-
-    from cryoscape.reconstruct.scoring import per_image_fsc
-    from cryoscape.runs import RunDir
-    from cryoscape.training.config import load_trained
-
-    run_dir = RunDir(run)
-    model, config, _ = load_trained(run_dir, epoch)
-    z = run_dir.load_z(epoch).mean
-    box, scale = int(config.data.box_size), float(config.data.data_std or 1.0)
-    true_map, voxel = true_maps(data)
-
-    def generate(zb):
-        with torch.no_grad():
-            return model.decoder.eval_volumes(torch.as_tensor(np.asarray(zb, dtype=np.float32)), box_size=box,
-                                              radius_px=config.volume_radius_px, scale=scale).numpy()
-
-    return float(per_image_fsc(generate, z, true_map, voxel, positions=positions, batch_size=10).summary()["auc_mean"])
+    return float(per_image_fsc_cryoscape(run, data, positions, epoch)["auc_mean"])
 
 
 def curve_cryoscape(run: Path, data: Path, truth: np.ndarray, positions: np.ndarray) -> dict:

@@ -154,8 +154,8 @@ def fsc_section(result) -> dict:
     return out
 
 
-def per_image_fsc_cryoscape(run: Path, data: Path, positions: np.ndarray) -> dict:
-    """Per-image FSC of a cryoscape run (last epoch, latent means) at ``positions``."""
+def per_image_fsc_cryoscape(run: Path, data: Path, positions: np.ndarray, epoch: int | None = None) -> dict:
+    """Per-image FSC of a cryoscape run's checkpoint ``epoch`` (default the last; latent means) at ``positions``."""
     import torch
 
     from cryoscape.reconstruct.scoring import per_image_fsc
@@ -163,8 +163,8 @@ def per_image_fsc_cryoscape(run: Path, data: Path, positions: np.ndarray) -> dic
     from cryoscape.training.config import load_trained
 
     run_dir = RunDir(run)
-    model, config, _ = load_trained(run_dir, None)
-    z = run_dir.load_z().mean
+    model, config, _ = load_trained(run_dir, epoch)
+    z = run_dir.load_z(epoch).mean
     box, scale = int(config.data.box_size), float(config.data.data_std or 1.0)
     true_map, voxel = true_maps(data)
 
