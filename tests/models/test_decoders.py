@@ -264,16 +264,41 @@ def test_eval_volumes_same_in_point_chunks(domain):
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
 
 
-def test_hartley_full_first_layer_initialised_as_one_linear_over_features_and_z():
+def _first_layer_bounds(dec: Decoder) -> dict[str, float]:
+    return {"coords_w": dec.input_coords.weight.abs().max().item(),
+            "coords_b": dec.input_coords.bias.abs().max().item(), "z": dec.input_z.weight.abs().max().item()}
+
+
+@pytest.mark.parametrize(("domain", "zdim", "init", "expected"), [
+    ("hartley_full", 8, "auto", "joint"), ("hartley_full", 1, "auto", "joint"),
+    ("hartley", 8, "auto", "joint"), ("fourier", 2, "auto", "joint"), ("hartley", 1, "auto", "separate"),
+    ("fourier", 1, "auto", "separate"), ("hartley", 8, "separate", "separate"), ("hartley", 1, "joint", "joint"),
+    ("hartley_full", 8, "separate", "separate"),
+])
+def test_first_layer_init_joint_or_separate(domain, zdim, init, expected):
+    cfg = ModelConfig(zdim=zdim, dec_dim=256, dec_layers=1, domain=domain, first_layer_init=init)
+    assert cfg.resolved_first_layer_init() == expected
     torch.manual_seed(0)
-    cfg = ModelConfig(zdim=8, dec_dim=256, dec_layers=1, domain="hartley_full")
     dec = Decoder(cfg, 64, generator=torch.Generator().manual_seed(0))
-    bound = 1 / (dec.pe.out_dim + 8) ** 0.5
-    for tensor in (dec.input_coords.weight, dec.input_coords.bias, dec.input_z.weight):
-        assert tensor.abs().max() <= bound
-        assert tensor.abs().max() > 0.95 * bound  # uniform over the whole range, not shrunk further
-    pairs = Decoder(dataclasses.replace(cfg, domain="hartley"), 64)
-    assert pairs.input_z.weight.abs().max() > 3 * bound  # nn.Linear's own init (fan_in = zdim)
+    features = dec.pe.out_dim
+    joint = 1 / (features + zdim) ** 0.5  # one nn.Linear over [features, z]
+    bounds = _first_layer_bounds(dec)
+    if expected == "joint":
+        for name, value in bounds.items():
+            assert 0.95 * joint < value <= joint, name  # uniform over the whole range, not shrunk further
+    else:  # nn.Linear's own bound per part: 1/sqrt(features) for W_k and b, 1/sqrt(zdim) for W_z
+        assert 0.95 / features**0.5 < bounds["coords_w"] <= 1 / features**0.5
+        assert 0.8 / zdim**0.5 < bounds["z"] <= 1 / zdim**0.5
+        assert bounds["z"] > 3 * joint
+
+
+def test_first_layer_init_of_configs_written_before_the_field():
+    for domain, init in (("hartley", "separate"), ("fourier", "separate"), ("hartley_full", "joint")):
+        legacy = {k: v for k, v in ModelConfig(domain=domain).to_dict().items() if k != "first_layer_init"}
+        assert ModelConfig.from_dict(legacy).first_layer_init == init
+    assert ModelConfig.from_dict(ModelConfig().to_dict()).first_layer_init == ModelConfig().first_layer_init == "auto"
+    with pytest.raises(Exception, match="first_layer_init"):
+        ModelConfig(first_layer_init="xavier")
 
 
 @pytest.mark.parametrize("act", [torch.nn.ReLU(), torch.nn.GELU()], ids=["relu", "gelu"])

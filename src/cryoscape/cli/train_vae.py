@@ -358,6 +358,15 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
              "(default %(default)s)",
     )
     g.add_argument(
+        "--first-layer-init",
+        dest="first_layer_init",
+        default=m.first_layer_init,
+        choices=("auto", "joint", "separate"),
+        help="initial weights of the decoder's first layer: joint = one Linear over [encoded k, z] as cryoDRGN "
+             "(a small initial z projection); separate = each part with its own fan-in (a large one); auto = "
+             "joint, except separate for a hartley/fourier decoder with zdim 1 (default %(default)s)",
+    )
+    g.add_argument(
         "--activation",
         default=m.activation,
         choices=("relu", "leaky_relu", "gelu", "silu", "tanh"),

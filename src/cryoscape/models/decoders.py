@@ -210,18 +210,16 @@ class Decoder(nn.Module):
         self.act = make_activation(config.activation)
         #: Use the hand-fused encoding + first layer (:mod:`cryoscape.models.fused`); False = plain modules.
         self.fused = True
-        if self.full_space:
+        if config.resolved_first_layer_init() == "joint":
             self._init_first_layer_jointly()
 
     def _init_first_layer_jointly(self) -> None:
         """Initialise ``input_coords`` and ``input_z`` as ONE Linear over [features, z] (cryoDRGN's layer).
 
         ``nn.Linear`` draws weights and bias from U(−1/√fan_in, 1/√fan_in); separately initialised, the z
-        projection (fan_in = zdim) starts ~√(features/zdim) times larger than in the concatenated layer.
-        Used for ``hartley_full``, whose per-epoch latent accuracy then follows cryoDRGN's (figures:
-        ``benchmarks/vs_cryodrgn.py`` → ``benchmarks/results/vs_cryodrgn_seeds.json``). The pair domains keep
-        the separate init: with the joint one their per-image FSC rose in small box-32 runs, but a zdim-1,
-        64-wide two-state run no longer separated its states in 20 epochs (``tests/training/test_loop.py``).
+        projection (fan_in = zdim) starts ~√(features/zdim) times larger than in the concatenated layer. Used
+        when ``config.resolved_first_layer_init()`` is ``"joint"`` (see
+        :attr:`cryoscape.models.config.ModelConfig.first_layer_init` for when and the measurements).
         """
         bound = 1.0 / (self.pe.out_dim + self.zdim) ** 0.5
         with torch.no_grad():
