@@ -26,6 +26,8 @@ only good to check that it works.
     ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python benchmarks/time_to_accuracy.py --dim 256
     python benchmarks/time_to_accuracy.py --dim 256 --n 1000 --epochs 4 --n-fsc 20   # shortened check
     python benchmarks/time_to_accuracy.py --variant default= --variant "march=--freq-march-epochs 2"
+    python benchmarks/time_to_accuracy.py --reuse-reference --variant "march=--freq-march-epochs 2" \
+        --json benchmarks/results/time_to_accuracy_march.json   # another variant against the same cryoDRGN run
 """
 
 from __future__ import annotations
@@ -159,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", type=parse_variant, default=None,
                         help="NAME=extra train-vae options of one cryoscape run; repeatable (default: 'default=', "
                              "cryoscape's default settings)")
+    parser.add_argument("--reuse-reference", action="store_true",
+                        help="score the cryoDRGN run already in WORKDIR (same dataset and architecture, all its "
+                             "epochs) instead of training it again; its epoch times are read from its log, so "
+                             "compare only with variants timed on the same machine in the same state")
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench_out" / "time_to_accuracy")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "time_to_accuracy.json")
     args = parser.parse_args(argv)
@@ -182,13 +188,27 @@ def main(argv: list[str] | None = None) -> int:
 
     exe, version = ensure_reference()
     run_ref = work / f"run_cryodrgn_{tag}"
-    shutil.rmtree(run_ref, ignore_errors=True)
     log_ref = work / f"train_cryodrgn_{tag}.log"
     pickles = data / "cryodrgn"
-    print(f"cryoDRGN {version}: training {args.epochs} epochs ...", flush=True)
-    sh([str(exe), "train_vae", str(data / "particles.mrcs"), "--poses", str(pickles / "pose.pkl"),
-        "--ctf", str(pickles / "ctf.pkl"), *arch, "--domain", "hartley", "--no-analysis", "-o", str(run_ref)], log_ref)
-    ref = curve_cryodrgn(exe, run_ref, log_ref, data, truth, positions, work, args.from_epoch)
+    if args.reuse_reference:
+        if not (run_ref / f"weights.{args.epochs}.pkl").exists() or not log_ref.exists():
+            raise SystemExit(f"--reuse-reference: no finished {args.epochs}-epoch cryoDRGN run in {run_ref}")
+        print(f"cryoDRGN {version}: reusing {run_ref}", flush=True)
+    else:
+        shutil.rmtree(run_ref, ignore_errors=True)
+        print(f"cryoDRGN {version}: training {args.epochs} epochs ...", flush=True)
+        sh([str(exe), "train_vae", str(data / "particles.mrcs"), "--poses", str(pickles / "pose.pkl"),
+            "--ctf", str(pickles / "ctf.pkl"), *arch, "--domain", "hartley", "--no-analysis", "-o", str(run_ref)],
+           log_ref)
+    scored_ref = work / f"curve_cryodrgn_{tag}.json"  # the reference's scores, kept for --reuse-reference
+    key = {"n_fsc": args.n_fsc, "from_epoch": args.from_epoch, "epochs": args.epochs}
+    saved = json.loads(scored_ref.read_text()) if args.reuse_reference and scored_ref.exists() else None
+    if saved is not None and saved.get("key") == key:
+        ref = {name: ({int(e): v for e, v in value.items()} if name.endswith("_by_epoch") else value)
+               for name, value in saved["curve"].items()}
+    else:
+        ref = curve_cryodrgn(exe, run_ref, log_ref, data, truth, positions, work, args.from_epoch)
+        scored_ref.write_text(json.dumps({"key": key, "curve": ref}))
     ref.update({"program": "cryodrgn", "version": version})
 
     results = {"benchmark": "time_to_accuracy", "machine": cpu_description(),
