@@ -30,6 +30,8 @@ radial kernel. The runs behind the default (box 64 with 1000 particles, box 128 
         --variants pad1 pad1-radial pad1-as-is --json benchmarks/results/backproject_accuracy_box128_snr0.1.json
     python benchmarks/backproject_accuracy.py --box 128 --n-by-box 128:300 --apix 1.2 --snr inf --fields 2 \\
         --variants pad1 pad1-radial pad1-as-is --json benchmarks/results/backproject_accuracy_box128_field2.json
+    python benchmarks/backproject_accuracy.py --box 128 --n-by-box 128:300 --apix 1.2 --snr inf --fields 1 \\
+        --variants pad1 pad1-as-is --json benchmarks/results/backproject_accuracy_box128_boxgrid.json
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ only good to check that it works.
     ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python benchmarks/time_to_accuracy.py --dim 256
     python benchmarks/time_to_accuracy.py --dim 256 --n 1000 --epochs 4 --n-fsc 20   # shortened check
     python benchmarks/time_to_accuracy.py --variant default= --variant "march=--freq-march-epochs 2"
+    python benchmarks/time_to_accuracy.py --reference-domain fourier --dim 256 --n 2000   # cryoDRGN's default decoder
     python benchmarks/time_to_accuracy.py --reuse-reference --variant "march=--freq-march-epochs 2" \
         --json benchmarks/results/time_to_accuracy_march.json   # another variant against the same cryoDRGN run
 """
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", type=parse_variant, default=None,
                         help="NAME=extra train-vae options of one cryoscape run; repeatable (default: 'default=', "
                              "cryoscape's default settings)")
+    parser.add_argument("--reference-domain", default="hartley", choices=("hartley", "fourier"),
+                        help="cryoDRGN's decoder: hartley (the same network as cryoscape's hartley_full; default) "
+                             "or fourier (cryoDRGN's default, a pair decoder like cryoscape's default hartley)")
     parser.add_argument("--reuse-reference", action="store_true",
                         help="score the cryoDRGN run already in WORKDIR (same dataset and architecture, all its "
                              "epochs) instead of training it again; its epoch times are read from its log, so "
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     arch = ["--zdim", str(args.zdim), "-n", str(args.epochs), "-b", str(args.batch_size),
             "--enc-dim", str(args.dim), "--enc-layers", str(args.layers), "--dec-dim", str(args.dim),
             "--dec-layers", str(args.layers), "--seed", str(args.seed)]
-    tag = f"d{args.dim}"
+    tag = f"d{args.dim}" if args.reference_domain == "hartley" else f"{args.reference_domain}_d{args.dim}"
 
     exe, version = ensure_reference()
     run_ref = work / f"run_cryodrgn_{tag}"
@@ -198,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run_ref, ignore_errors=True)
         print(f"cryoDRGN {version}: training {args.epochs} epochs ...", flush=True)
         sh([str(exe), "train_vae", str(data / "particles.mrcs"), "--poses", str(pickles / "pose.pkl"),
-            "--ctf", str(pickles / "ctf.pkl"), *arch, "--domain", "hartley", "--no-analysis", "-o", str(run_ref)],
+            "--ctf", str(pickles / "ctf.pkl"), *arch, "--domain", args.reference_domain, "--no-analysis",
+            "-o", str(run_ref)],
            log_ref)
     scored_ref = work / f"curve_cryodrgn_{tag}.json"  # the reference's scores, kept for --reuse-reference
     key = {"n_fsc": args.n_fsc, "from_epoch": args.from_epoch, "epochs": args.epochs}
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                "dataset": {"source": "hinge-64 preset", "n": args.n, "box": args.box, "snr": args.snr},
                "architecture": {"dim": args.dim, "layers": args.layers, "zdim": args.zdim,
                                 "batch_size": args.batch_size, "epochs": args.epochs, "seed": args.seed},
-               "n_fsc": args.n_fsc, "reference": ref, "cryoscape": {}}
+               "n_fsc": args.n_fsc, "reference_domain": args.reference_domain, "reference": ref, "cryoscape": {}}
     for name, options in variants.items():
         run = work / f"run_cryoscape_{tag}_{name}"
         shutil.rmtree(run, ignore_errors=True)
