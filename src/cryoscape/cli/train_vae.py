@@ -74,7 +74,7 @@ examples:
 def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bool) -> None:
     """Options of train-vae (``heterogeneous``) or train-nn; dests equal the config field names."""
     from cryoscape.cli.common import add_particle_arguments
-    from cryoscape.models.config import DOMAINS, ModelConfig
+    from cryoscape.models.config import DOMAINS, FIRST_LAYER_INITS, ModelConfig
     from cryoscape.training.config import DataConfig, TrainConfig
 
     t, m, d = TrainConfig(), ModelConfig(), DataConfig()
@@ -361,7 +361,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         "--first-layer-init",
         dest="first_layer_init",
         default=m.first_layer_init,
-        choices=("auto", "joint", "separate"),
+        choices=FIRST_LAYER_INITS,
         help="initial weights of the decoder's first layer: joint = one Linear over [encoded k, z] as cryoDRGN "
              "(a small initial z projection); separate = each part with its own fan-in (a large one); auto = "
              "joint, except separate for a hartley/fourier decoder with zdim 1 (default %(default)s)",

@@ -90,14 +90,11 @@ class ModelConfig:
         U(±1/√zdim) for W_z, so z starts with about two thirds of it. ``"auto"`` (default) is ``"joint"``
         for ``hartley_full`` and for pair decoders (``hartley``, ``fourier``) with zdim ≥ 2, else
         ``"separate"`` (at zdim 0 the two draw from the same distribution).
-        Measured (``benchmarks/vs_cryodrgn.py``; assembly, box 32, 2000 particles, 8 epochs, zdim 8, two
-        seeds): the pair decoder's per-image FSC-AUC against the truth is 0.757 / 0.753 with ``"joint"``, as
-        cryoDRGN's ``fourier`` decoder (0.758 / 0.753), and 0.739 / 0.727 with ``"separate"``. At zdim 1 (KL
-        weight 1/zdim = 1) a 64-wide pair decoder with ``"joint"`` did not separate the states of 300 two-state
-        particles in 20 epochs in any of 3 seeds (nearest-neighbour state accuracy of z 0.58–0.76), where
-        ``"separate"`` did in all (≥ 0.997); at zdim 2, and ``hartley_full`` at zdim 1, ``"joint"`` did in all
-        (≥ 0.993). Configs written before this field load
-        the init they were trained with: ``"separate"`` for pair decoders, ``"joint"`` for ``hartley_full``.
+        The joint init is what lets the pair decoder's per-image FSC at equal epochs match cryoDRGN's
+        ``fourier`` decoder; at zdim 1 (KL weight 1/zdim = 1) it let a small two-state latent go unused, which
+        the separate init does not (figures: README, ``benchmarks/results/vs_cryodrgn_fsc_gap_study.json``).
+        Configs written before this field load the init they were trained with: ``"separate"`` for pair
+        decoders, ``"joint"`` for ``hartley_full``.
     """
 
     zdim: int = 8
