@@ -261,6 +261,7 @@ def test_import_cryodrgn_fixture_then_eval_vol(fixtures_dir, tmp_path):
     config = read_run_config(run)
     assert config.model.zdim == 8 and config.data.box_size == 64
     assert config.data.invert_data is False  # cryoDRGN's inverted data with its CTF sign = ours uninverted
+    assert config.lr == 1e-4  # a continued cryoDRGN run keeps cryoDRGN's rate, not our VAE default
     assert (
         main(["eval-vol", str(out), "-z", *["0"] * 8, "-o", str(tmp_path / "v.mrc"), "--downsample", "32"])
         == 0

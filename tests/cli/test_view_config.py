@@ -26,7 +26,7 @@ def run(tmp_path_factory):
     args = ["train-vae", str(syn.stack), "--poses", str(syn.poses), "--ctf", str(syn.ctf), "--zdim", "2",
             "--enc-dim", "16", "--enc-layers", "1", "--dec-dim", "16", "--dec-layers", "1", "--no-amp", "-b", "16"]
     assert main([*args, "-n", "1", "-o", str(out)]) == 0
-    assert main(["train-vae", "--resume", str(out), "-n", "2", "--lr", "3e-4"]) == 0
+    assert main(["train-vae", "--resume", str(out), "-n", "2", "--lr", "5e-4"]) == 0  # default 3e-4 -> 5e-4
     return out, syn
 
 
@@ -37,7 +37,7 @@ def test_view_config_shows_data_settings_epochs_losses_and_invocations(run, caps
     assert "kind: VAE (zdim 2)" in text
     assert f"particles: {syn.stack}" in text and f"poses: {syn.poses}" in text
     assert f"box {BOX} px, {PIXEL_SIZE:.4g} Å/px" in text
-    assert "lr: 0.0003" in text and "zdim: 2" in text
+    assert "lr: 0.0005" in text and "zdim: 2" in text
     assert "epochs done: 2 (checkpoints: 1, 2)" in text
     records = yaml.safe_load((out / "provenance.yaml").read_text())
     loss2 = records[1]["epochs"][0]["loss"]
@@ -49,7 +49,7 @@ def test_view_config_of_one_epoch_and_out_of_range(run, capsys):
     out, _ = run
     assert main(["view-config", str(out / "weights.1.pt")]) == 0
     text = capsys.readouterr().out
-    assert "settings (weights.1.pt)" in text and "lr: 0.001" not in text and "lr: 0.0001" in text
+    assert "settings (weights.1.pt)" in text and "lr: 0.0005" not in text and "lr: 0.0003" in text
     records = yaml.safe_load((out / "provenance.yaml").read_text())
     assert f"losses of epoch 1: loss {records[0]['epochs'][0]['loss']:.6g}" in text
     assert main(["view-config", str(out), "--epoch", "5"]) == 2

@@ -72,27 +72,75 @@ def test_fused_matches_plain_bf16_autocast(domain):
         assert rel(g_fused[name], g_ref[name]) <= 1.5 * rel(g_plain[name], g_ref[name]) + 1e-3, name
 
 
-def test_mirrored_first_layer_is_the_layer_at_both_points():
-    torch.manual_seed(1)
-    n_images, n_points, m, hidden = 2, 9, 5, 7
-    k_phase = torch.randn(n_images * n_points, m) * 20.0  # phases of tens of radians, as at box 64
+def _layer_inputs(n_images, n_points, m, hidden, seed=1):
+    torch.manual_seed(seed)
+    points = torch.rand(n_images * n_points, 3) - 0.5
+    freqs = torch.randn(3, m) * 40.0  # phases of tens of radians, as at box 64
     weight = torch.randn(hidden, 2 * m, requires_grad=True)
     bias = torch.randn(hidden, requires_grad=True)
     zproj = torch.randn(n_images, hidden, requires_grad=True)
+    return points, freqs, weight, bias, zproj
 
-    def reference(phase_rows):
-        feats = torch.cat([torch.sin(phase_rows), torch.cos(phase_rows)], -1)
+
+def test_mirrored_first_layer_is_the_layer_at_both_points():
+    n_images, n_points, m, hidden = 2, 9, 5, 7
+    points, freqs, weight, bias, zproj = _layer_inputs(n_images, n_points, m, hidden)
+
+    def reference(k):
+        phase = k @ freqs
+        feats = torch.cat([torch.sin(phase), torch.cos(phase)], -1)
         h = (feats @ weight.t() + bias).view(n_images, n_points, hidden) + zproj[:, None]
         return torch.relu(h)
 
-    expected = torch.cat([reference(k_phase), reference(-k_phase)], dim=1)  # PE(-k) from the phase -k·F
-    got = encoded_first_layer(k_phase, zproj, weight, bias, n_images, mirrored=True)
+    expected = torch.cat([reference(points), reference(-points)], dim=1)  # the layer evaluated at -k
+    got = encoded_first_layer(points, freqs, zproj, weight, bias, n_images, mirrored=True)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     g = torch.randn_like(expected)
     grads_expected = torch.autograd.grad(expected, (weight, bias, zproj), g)
     grads_got = torch.autograd.grad(got, (weight, bias, zproj), g)
     for a, b in zip(grads_got, grads_expected, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("chunk_rows", [4, 9, 20, 1000])
+def test_blocks_of_rows_give_the_whole_layer(mirrored, chunk_rows):
+    # 4: every image cut into point ranges (the last one short); 9: one image per block; 20: two images per
+    # block and a last block of one; 1000: one block. All must equal the layer computed in one block.
+    n_images, n_points, m, hidden = 5, 9, 6, 8
+    points, freqs, weight, bias, zproj = _layer_inputs(n_images, n_points, m, hidden, seed=2)
+    g = torch.randn(n_images, 2 * n_points if mirrored else n_points, hidden)
+    results = []
+    for rows in (n_images * n_points, chunk_rows):
+        out = encoded_first_layer(points, freqs, zproj, weight, bias, n_images, mirrored, chunk_rows=rows)
+        results.append((out, torch.autograd.grad(out, (weight, bias, zproj), g)))
+    (whole, g_whole), (blocked, g_blocked) = results
+    assert (whole > 0).any() and (whole == 0).any()  # the ReLU mask takes part
+    torch.testing.assert_close(blocked, whole, rtol=1e-6, atol=1e-6)
+    for a, b in zip(g_blocked, g_whole, strict=True):
+        assert b.abs().max() > 0
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_large_encodings_are_recomputed_in_blocks(monkeypatch):
+    # the default keeps the encoding up to KEEP_ENCODING_BYTES; above it the layer works in blocks of
+    # CHUNK_ROWS and recomputes the encoding in the backward, with the same values and gradients
+    from cryoscape.models import fused
+
+    dec = _decoder("hartley_full", zdim=3, dim=32)  # (no seam band: one network call per forward)
+    coords = torch.rand(6, 40, 3) - 0.5
+    z = torch.randn(6, 3)
+    kept, g_kept = _values_and_grads(dec, coords, z, fused=True)
+    monkeypatch.setattr(fused, "KEEP_ENCODING_BYTES", 0)
+    monkeypatch.setattr(fused, "CHUNK_ROWS", 64)  # blocks of one image (40 rows)
+    calls = []
+    original = fused._encode_into
+    monkeypatch.setattr(fused, "_encode_into", lambda *a: calls.append(a[0].shape[0]) or original(*a))
+    blocked, g_blocked = _values_and_grads(dec, coords, z, fused=True)
+    assert calls == [40] * 12  # six blocks forward, the same six recomputed backward
+    torch.testing.assert_close(blocked, kept, rtol=1e-6, atol=1e-6)
+    for name in g_kept:
+        torch.testing.assert_close(g_blocked[name], g_kept[name], rtol=1e-5, atol=1e-5, msg=name)
 
 
 def test_plain_path_used_where_the_fused_one_does_not_apply():
@@ -103,7 +151,10 @@ def test_plain_path_used_where_the_fused_one_does_not_apply():
     out.sum().backward()
     assert coords.grad is not None and coords.grad.abs().max() > 0
     with pytest.raises(ValueError):
-        encoded_first_layer(torch.zeros(4, 3, requires_grad=True), None, torch.zeros(5, 6), torch.zeros(5), 1)
+        encoded_first_layer(torch.zeros(4, 3, requires_grad=True), torch.zeros(3, 3), None,
+                            torch.zeros(5, 6), torch.zeros(5), 1)
+    with pytest.raises(ValueError):  # rows not a whole number of images
+        encoded_first_layer(torch.zeros(5, 3), torch.zeros(3, 3), None, torch.zeros(5, 6), torch.zeros(5), 2)
     shared = torch.rand(11, 3) - 0.5  # points shared by several latents
     dec.fused = True
     fused = dec(shared, z)

@@ -46,6 +46,32 @@ def test_int_in_yaml_becomes_float():
     assert isinstance(cfg.lr, float) and isinstance(cfg.data.window_r, float)
 
 
+def test_learning_rate_default_depends_on_the_model_and_is_stored_as_a_number(tmp_path):
+    from cryoscape.training.config import DEFAULT_LR, DEFAULT_LR_HOMOGENEOUS
+
+    assert (DEFAULT_LR, DEFAULT_LR_HOMOGENEOUS) == (3e-4, 1e-4)
+    assert TrainConfig(model=ModelConfig(zdim=8)).lr == DEFAULT_LR
+    assert TrainConfig(model=ModelConfig(zdim=0)).lr == DEFAULT_LR_HOMOGENEOUS
+    assert TrainConfig(model=ModelConfig(zdim=0), lr=5e-4).lr == 5e-4
+    run = RunDir(tmp_path)
+    run.save_config(TrainConfig(model=ModelConfig(zdim=2)))
+    assert "lr: 0.0003" in run.config_path.read_text()  # a run keeps the rate it was made with
+    # a config written with another rate (e.g. before the default changed) loads that rate
+    assert train_config_from_dict({"lr": 1e-4, "model": {"zdim": 8}}).lr == 1e-4
+
+
+def test_learning_rate_flag_defaults_per_command():
+    from cryoscape.cli.main import build_parser
+    from cryoscape.cli.train_vae import config_from_args
+
+    parser = build_parser()
+    vae = config_from_args(parser.parse_args(["train-vae", "p.star", "-o", "r"]), heterogeneous=True)
+    nn = config_from_args(parser.parse_args(["train-nn", "p.star", "-o", "r"]), heterogeneous=False)
+    given = config_from_args(parser.parse_args(["train-vae", "p.star", "-o", "r", "--lr", "1e-4"]),
+                             heterogeneous=True)
+    assert (vae.lr, nn.lr, given.lr) == (3e-4, 1e-4, 1e-4)
+
+
 def test_effective_beta_and_radius():
     assert TrainConfig(model=ModelConfig(zdim=8)).effective_beta() == pytest.approx(1 / 8)
     assert TrainConfig(model=ModelConfig(zdim=8), beta=2.0).effective_beta() == 2.0

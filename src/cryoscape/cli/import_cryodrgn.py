@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 NAME = "import-cryodrgn"
+#: Learning rate recorded for an imported run: cryoDRGN's default (its config.yaml does not store the rate).
+CRYODRGN_LR = 1e-4
 HELP = (
     "import a trained cryoDRGN model (config.yaml + weights) as a cryoscape run (for eval-vol, eval-images)"
 )
@@ -187,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         model=imported.config,
         data=data,
         seed=int(cfg.get("seed") or 0),
+        lr=CRYODRGN_LR,  # cryoDRGN's config does not record the rate; its default, for a continued run
         volume_radius_px=imported.volume_radius_px,
     )
     if args.epoch is not None:

@@ -295,10 +295,9 @@ class Decoder(nn.Module):
         if torch.is_autocast_enabled(k.device.type):
             dtype = torch.get_autocast_dtype(k.device.type)
         zproj = None if z is None else self.input_z(z).to(dtype)
-        phase = self.pe.phase(k).reshape(-1, self.pe.freqs.shape[1])
         weight, bias = self.input_coords.weight.to(dtype), self.input_coords.bias.to(dtype)
         with torch.autocast(device_type=k.device.type, enabled=False):
-            h = encoded_first_layer(phase, zproj, weight, bias, k.shape[0], mirrored)
+            h = encoded_first_layer(k.reshape(-1, 3), self.pe.freqs, zproj, weight, bias, k.shape[0], mirrored)
         return h[0] if squeeze else h
 
     def _as_pairs(self, out: torch.Tensor) -> torch.Tensor:

@@ -118,7 +118,7 @@ class PositionalEncoding(nn.Module):
 
     def phase(self, coords: torch.Tensor) -> torch.Tensor:
         """``coords @ freqs`` (..., M) float32, radians (computed outside autocast): the argument of the sines
-        and cosines (``models.fused`` encodes from it without the intermediate tensors of :meth:`forward`)."""
+        and cosines (``models.fused`` computes it block by block from ``coords`` and :attr:`freqs`)."""
         with torch.autocast(device_type=coords.device.type, enabled=False):
             return coords.float() @ self.freqs
 

@@ -19,7 +19,10 @@ from cryoscape.models.config import ModelConfig
 
 # Defaults that differ from cryoDRGN are listed by the commands' --help (cli/train_vae.py).
 DEFAULT_BATCH_SIZE = 8
-DEFAULT_LR = 1e-4
+#: Adam learning rate when ``lr`` is not given: a VAE (zdim > 0; cryoDRGN's default is 1e-4) and a homogeneous
+#: model (train-nn, as cryoDRGN).
+DEFAULT_LR = 3e-4
+DEFAULT_LR_HOMOGENEOUS = 1e-4
 #: ``data.data_std_windowed`` of configs that predate the field (their data_std came from windowed images).
 LEGACY_DATA_STD_WINDOWED = True
 
@@ -57,13 +60,11 @@ class DataConfig:
         worker when streaming).
     data_std_windowed : bool
         Estimate ``data_std`` on the windowed images (True) or on the images before the window (False, the
-        default, cryoDRGN's estimate). The window removes about a third of the power of a noisy image (0.67 at
-        box 32 with ``window_r`` 0.85), so with the default the normalised training data have a mean square
-        below 1 and the data term ``mse`` is that much smaller beside ``beta · kl / n_disc``: the KL weighs
-        ~1.5x more than with the windowed estimate, exactly as in cryoDRGN's ``train_vae`` (same ``beta``,
-        same 1/n_disc), and the decoder's targets have cryoDRGN's scale. Measured (box 32, 8 epochs, 2 seeds):
-        ``hartley_full``'s per-image FSC-AUC rose from 0.767 to 0.774, cryoDRGN's 0.768; the pair decoder
-        ``hartley`` did not gain (0.738 → 0.733) (``benchmarks/results/vs_cryodrgn_fsc_gap_study.json``). Configs
+        default, cryoDRGN's estimate). The window removes part of the power of a noisy image, so with the default
+        the normalised training data have a mean square below 1 and the data term ``mse`` is that much smaller
+        beside ``beta · kl / n_disc``: the KL weighs more than with the windowed estimate, exactly as in
+        cryoDRGN's ``train_vae`` (same ``beta``, same 1/n_disc), and the decoder's targets have cryoDRGN's scale.
+        The effect on accuracy is measured in ``benchmarks/results/vs_cryodrgn_fsc_gap_study.json``. Configs
         written before this field existed load with True (:data:`LEGACY_DATA_STD_WINDOWED`), the estimate they
         were trained with.
     data_std : float or None
@@ -109,8 +110,13 @@ class TrainConfig:
         Epochs to train (``-n``).
     batch_size : int
         Images per optimisation step (``-b``; per process under torchrun).
-    lr : float
-        Adam learning rate.
+    lr : float or None
+        Adam learning rate. None (the default) resolves, when the config is made, to :data:`DEFAULT_LR` (3e-4)
+        for a VAE (``model.zdim > 0``) and :data:`DEFAULT_LR_HOMOGENEOUS` (1e-4, cryoDRGN's) for a homogeneous
+        model, so a config always holds a number and a run's ``config.yaml`` keeps the rate it was trained
+        with. cryoDRGN trains its VAE at 1e-4; at 3e-4 the latent of cryoscape's default pair decoder becomes
+        informative in as few epochs as that of cryoDRGN's twice as costly Hartley decoder, and per-image FSC
+        at equal epochs rises (``benchmarks/results/time_to_accuracy.json``; README, "Time to accuracy").
     weight_decay : float
         Adam weight decay.
     beta : float or None
@@ -153,7 +159,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     num_epochs: int = 20
     batch_size: int = DEFAULT_BATCH_SIZE
-    lr: float = DEFAULT_LR
+    lr: float | None = None
     weight_decay: float = 0.0
     beta: float | None = None
     beta_schedule: str = "constant"
@@ -170,6 +176,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from cryoscape.errors import InputError
 
+        if self.lr is None:
+            default = DEFAULT_LR if int(getattr(self.model, "zdim", 0)) > 0 else DEFAULT_LR_HOMOGENEOUS
+            object.__setattr__(self, "lr", default)
         if isinstance(self.freq_march_epochs, bool) or not self.freq_march_epochs >= 0:
             raise InputError(f"freq_march_epochs={self.freq_march_epochs!r} must be a number of epochs >= 0")
         if isinstance(self.freq_march_start_px, bool) or not self.freq_march_start_px > 0:
