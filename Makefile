@@ -7,7 +7,7 @@ DEMO_DIR ?= demo_out
 # Two PyTorch processes on two cores oversubscribe OpenMP threads; keep the test run on the cores we have.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv test lint demo bench clean
+.PHONY: venv test lint demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,6 @@ test: lint
 
 demo: $(STAMP)
 	$(BIN)/cryoscape demo -o $(DEMO_DIR)
-
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -23,7 +23,7 @@ differences from cryoDRGN (same option names otherwise):
                organise in fewer epochs (measured figures: benchmarks/results/vs_cryodrgn*.json).
   seed         --seed defaults to 0, so a run is reproducible (cryoDRGN draws a random seed).
   lr           --lr defaults to 3e-4 for train-vae (cryoDRGN 1e-4): the default decoder's latent then organises
-               in as few epochs as with cryoDRGN's Hartley decoder. train-nn keeps 1e-4.
+               in as few epochs as cryoDRGN's Hartley decoder's at 1e-4. train-nn keeps 1e-4.
   precision    --amp (default on): bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and on GPUs
                of compute capability >= 8.0, fp16 with loss scaling on older GPUs; fp32 weights and loss;
                cryoDRGN uses AMP on GPUs only. Reruns and resumes with the same seed

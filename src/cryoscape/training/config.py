@@ -115,8 +115,9 @@ class TrainConfig:
         for a VAE (``model.zdim > 0``) and :data:`DEFAULT_LR_HOMOGENEOUS` (1e-4, cryoDRGN's) for a homogeneous
         model, so a config always holds a number and a run's ``config.yaml`` keeps the rate it was trained
         with. cryoDRGN trains its VAE at 1e-4; at 3e-4 the latent of cryoscape's default pair decoder becomes
-        informative in as few epochs as that of cryoDRGN's twice as costly Hartley decoder, and per-image FSC
-        at equal epochs rises (``benchmarks/results/time_to_accuracy.json``; README, "Time to accuracy").
+        informative in as few epochs as that of cryoDRGN's twice as costly Hartley decoder at 1e-4, and
+        per-image FSC at equal epochs rises; cryoDRGN's decoder gains from 3e-4 as well
+        (``benchmarks/results/time_to_accuracy.json``; README, "Time to accuracy").
     weight_decay : float
         Adam weight decay.
     beta : float or None
