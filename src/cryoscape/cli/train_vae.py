@@ -77,7 +77,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
     """Options of train-vae (``heterogeneous``) or train-nn; dests equal the config field names."""
     from cryoscape.cli.common import add_particle_arguments
     from cryoscape.models.config import DOMAINS, FIRST_LAYER_INITS, ModelConfig
-    from cryoscape.training.config import DEFAULT_LR, DEFAULT_LR_HOMOGENEOUS, DataConfig, TrainConfig
+    from cryoscape.training.config import DataConfig, TrainConfig, default_lr
 
     t, m, d = TrainConfig(), ModelConfig(), DataConfig()
     parser.add_argument(
@@ -121,7 +121,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         default=t.batch_size,
         help="images per step per process (default %(default)s)",
     )
-    lr = DEFAULT_LR if heterogeneous else DEFAULT_LR_HOMOGENEOUS
+    lr = default_lr(m.zdim if heterogeneous else 0)
     g.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {lr:g}; cryoDRGN 1e-4)")
     g.add_argument(
         "--wd",

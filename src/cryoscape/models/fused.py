@@ -74,10 +74,12 @@ def _blocks(n_images: int, n_points: int, chunk_rows: int) -> Iterator[tuple[int
 
 
 def _block_rows(points: torch.Tensor, n_points: int, b0: int, b1: int, p0: int, p1: int) -> torch.Tensor:
-    """The (rows, 3) points of images ``b0:b1``, points ``p0:p1`` (``points`` is (B·P, 3), batch-major)."""
-    if p0 == 0 and p1 == n_points:
-        return points[b0 * n_points:b1 * n_points]
-    return points[b0 * n_points + p0:b0 * n_points + p1]
+    """The (rows, 3) points of images ``b0:b1``, points ``p0:p1`` (``points`` is (B·P, 3), batch-major).
+
+    A block is whole images (``p0:p1`` = ``0:P``) or a point range of one image (``b1 = b0 + 1``): either way
+    its rows are consecutive, from image b0's point p0 to image b1 − 1's point p1.
+    """
+    return points[b0 * n_points + p0:(b1 - 1) * n_points + p1]
 
 
 class EncodedFirstLayer(torch.autograd.Function):
@@ -127,8 +129,8 @@ class EncodedFirstLayer(torch.autograd.Function):
                 torch.add(even, odd, out=out[b0:b1, p0:p1])
                 torch.sub(even, odd, out=out[b0:b1, n_points + p0:n_points + p1])
                 del even, odd
-            else:
-                out[b0:b1, p0:p1] = torch.addmm(bias, feats, weight.t()).view(shape)
+            else:  # the block's rows of ``out`` are consecutive (see _block_rows): the product writes them
+                torch.addmm(bias, feats, weight.t(), out=out[b0:b1, p0:p1].view(-1, hidden))
         if len(blocks) > 1:  # the backward recomputes the encoding block by block
             feats = feats.new_empty((0, 2 * m))
         if zproj is not None:

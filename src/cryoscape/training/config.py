@@ -27,6 +27,12 @@ DEFAULT_LR_HOMOGENEOUS = 1e-4
 LEGACY_DATA_STD_WINDOWED = True
 
 
+def default_lr(zdim: int) -> float:
+    """The learning rate of a config without ``lr``: :data:`DEFAULT_LR` for a VAE (zdim > 0), else
+    :data:`DEFAULT_LR_HOMOGENEOUS`."""
+    return DEFAULT_LR if int(zdim) > 0 else DEFAULT_LR_HOMOGENEOUS
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the particles come from and how images are prepared.
@@ -178,8 +184,7 @@ class TrainConfig:
         from cryoscape.errors import InputError
 
         if self.lr is None:
-            default = DEFAULT_LR if int(getattr(self.model, "zdim", 0)) > 0 else DEFAULT_LR_HOMOGENEOUS
-            object.__setattr__(self, "lr", default)
+            object.__setattr__(self, "lr", default_lr(getattr(self.model, "zdim", 0)))
         if isinstance(self.freq_march_epochs, bool) or not self.freq_march_epochs >= 0:
             raise InputError(f"freq_march_epochs={self.freq_march_epochs!r} must be a number of epochs >= 0")
         if isinstance(self.freq_march_start_px, bool) or not self.freq_march_start_px > 0:
