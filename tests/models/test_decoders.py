@@ -348,3 +348,97 @@ def test_inference_stack_reuses_its_buffers_and_equals_the_residual_stack(dtype)
         assert got.data_ptr() in buffers  # a view of a preallocated buffer, not a new tensor
         assert torch.equal(got, want)  # same operations in the same order
     assert [b.data_ptr() for b in stack.buffers] == buffers
+
+
+# ------------------------------------------------------------------ the CUDA forms, checked on CPU
+def _slices(n_images, box, seed, flat_first=True):
+    """Coordinates (B, P, 3) of the loss half-disc of ``n_images`` slices: random rotations, the first one
+    the identity (every point on the plane kz = 0: the whole slice is in the seam band)."""
+    from cryoscape.geometry.rotations import random_rotations
+    from cryoscape.models.decoders import seam_band_rows
+
+    idx_half, _ = hermitian_half(box, box / 2)
+    freqs = np.stack(np.meshgrid(np.arange(box) - box // 2, np.arange(box) - box // 2, indexing="xy"), -1)
+    points_2d = (freqs.reshape(-1, 2)[np.asarray(idx_half)] / box).astype(np.float32)
+    rotations = random_rotations(n_images, np.random.default_rng(seed)).astype(np.float32)
+    if flat_first:
+        rotations[0] = np.eye(3, dtype=np.float32)
+    coords = torch.matmul(torch.from_numpy(points_2d), torch.from_numpy(rotations)[:, :2, :])
+    return coords, seam_band_rows(points_2d, rotations, box, 1.0), points_2d, rotations
+
+
+@pytest.mark.parametrize("domain", ["hartley", "fourier"])
+def test_seam_band_with_a_host_bound_equals_the_band_counted_on_the_device(domain):
+    dec = _decoder(domain=domain, box=16)
+    coords, bound, _, _ = _slices(6, 16, seed=3)
+    band = int(dec.in_seam_band(torch.where(coords[..., 2:] > 0, -coords, coords)).sum())
+    assert band <= bound < band + 2 * 128  # an upper bound, rounded up to a multiple of 128 rows
+    z = torch.randn(6, 3)
+    results = []
+    for capacity in (None, bound, bound + 300):
+        zz = z.clone().requires_grad_(True)
+        dec.zero_grad(set_to_none=True)
+        out = dec(coords, zz, band_capacity=capacity)
+        weights = torch.linspace(-1.0, 2.0, out.numel()).reshape(out.shape)
+        (out * weights).sum().backward()
+        grads = [zz.grad.clone()] + [p.grad.clone() for p in dec.parameters()]
+        overflow = dec.band_overflow
+        results.append((out.detach(), grads))
+        assert (overflow is None) == (capacity is None) and (overflow is None or not bool(overflow))
+    (ref, g_ref), *others = results
+    for out, grads in others:
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+        for a, b in zip(grads, g_ref, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    dec(coords, z, band_capacity=band - 1)
+    assert bool(dec.band_overflow)  # too small a bound is reported, on the device
+
+
+def test_host_bound_of_the_seam_band_holds_for_many_rotations():
+    from cryoscape.models.decoders import seam_band_rows
+
+    dec = _decoder(box=32)
+    coords, _, points_2d, rotations = _slices(400, 32, seed=5)
+    kc = torch.where(coords[..., 2:] > 0, -coords, coords)
+    device_count = dec.in_seam_band(kc).sum(dim=1).numpy()  # per image
+    for i in range(len(rotations)):  # the bound of each image alone holds (the tightest case)
+        assert seam_band_rows(points_2d, rotations[i:i + 1], 32, 1.0) >= device_count[i]
+    assert device_count[0] == len(points_2d)  # the flat slice: all its points in the band
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_folded_residual_layers_equal_the_unfolded_ones(amp, monkeypatch):
+    # the folded form (CUDA's: one product with bias and ReLU, W + I) computes the same function
+    from cryoscape.models import decoders
+
+    torch.manual_seed(0)
+    layers = torch.nn.ModuleList([torch.nn.Linear(48, 48) for _ in range(3)])
+    x = torch.randn(2, 70, 48)
+    results = []
+    for folded in (False, True):
+        monkeypatch.setattr(decoders, "fold_residual", lambda device, f=folded: f)
+        h = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out = residual_stack(h.to(torch.bfloat16) if amp else h, layers, torch.nn.ReLU())
+        grads = torch.autograd.grad(out.float().square().sum(), [h, *layers.parameters()])
+        results.append((out.float().detach(), grads))
+    (out_a, grads_a), (out_b, grads_b) = results
+    assert (out_a == 0).any() and (out_a > 0).any()
+    tol = 0.02 if amp else 1e-5  # bf16: W + I is rounded once, the unfolded sum once per layer
+
+    def rel(a, b):
+        return float((a - b).norm() / b.norm())
+
+    assert rel(out_b, out_a) < tol
+    for a, b in zip(grads_a, grads_b, strict=True):
+        assert b.abs().max() > 0 and rel(b, a) < (0.05 if amp else 1e-5)
+    # the inference stack's folded form too
+    monkeypatch.setattr(decoders, "fold_residual", lambda device: True)
+    stack = decoders._InferenceStack(layers, rows=140, width=48, dtype=torch.float32, device=torch.device("cpu"))
+    base, zproj = torch.randn(140, 48), torch.randn(48)
+    with torch.no_grad():
+        monkeypatch.setattr(decoders, "fold_residual", lambda device: False)
+        want = residual_stack(torch.relu(base + zproj), layers, torch.nn.ReLU())
+        got = stack.run(base, zproj)
+    assert stack.folded
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

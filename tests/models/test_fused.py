@@ -78,28 +78,33 @@ def _layer_inputs(n_images, n_points, m, hidden, seed=1):
     freqs = torch.randn(3, m) * 40.0  # phases of tens of radians, as at box 64
     weight = torch.randn(hidden, 2 * m, requires_grad=True)
     bias = torch.randn(hidden, requires_grad=True)
-    zproj = torch.randn(n_images, hidden, requires_grad=True)
-    return points, freqs, weight, bias, zproj
+    z = torch.randn(n_images, 3, requires_grad=True)
+    z_weight = torch.randn(hidden, 3, requires_grad=True)
+    return points, freqs, weight, bias, z, z_weight
 
 
-def test_mirrored_first_layer_is_the_layer_at_both_points():
+def test_first_layer_is_the_layer_at_the_points_and_their_mirrors():
     n_images, n_points, m, hidden = 2, 9, 5, 7
-    points, freqs, weight, bias, zproj = _layer_inputs(n_images, n_points, m, hidden)
+    points, freqs, weight, bias, z, z_weight = _layer_inputs(n_images, n_points, m, hidden)
 
     def reference(k):
         phase = k @ freqs
         feats = torch.cat([torch.sin(phase), torch.cos(phase)], -1)
-        h = (feats @ weight.t() + bias).view(n_images, n_points, hidden) + zproj[:, None]
+        h = (feats @ weight.t() + bias).view(n_images, n_points, hidden) + (z @ z_weight.t())[:, None]
         return torch.relu(h)
 
-    expected = torch.cat([reference(points), reference(-points)], dim=1)  # the layer evaluated at -k
-    got = encoded_first_layer(points, freqs, zproj, weight, bias, n_images, mirrored=True)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    g = torch.randn_like(expected)
-    grads_expected = torch.autograd.grad(expected, (weight, bias, zproj), g)
-    grads_got = torch.autograd.grad(got, (weight, bias, zproj), g)
-    for a, b in zip(grads_got, grads_expected, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for mirrored in (False, True):
+        expected = reference(points)
+        if mirrored:  # the layer evaluated at k, then at -k
+            expected = torch.cat([expected, reference(-points)], dim=1)
+        got = encoded_first_layer(points, freqs, z, z_weight, weight, bias, n_images, mirrored=mirrored)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        g = torch.randn_like(expected)
+        grads_expected = torch.autograd.grad(expected, (weight, bias, z, z_weight), g)
+        grads_got = torch.autograd.grad(got, (weight, bias, z, z_weight), g)
+        for a, b in zip(grads_got, grads_expected, strict=True):
+            assert b.abs().max() > 0
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("mirrored", [False, True])
@@ -108,12 +113,12 @@ def test_blocks_of_rows_give_the_whole_layer(mirrored, chunk_rows):
     # 4: every image cut into point ranges (the last one short); 9: one image per block; 20: two images per
     # block and a last block of one; 1000: one block. All must equal the layer computed in one block.
     n_images, n_points, m, hidden = 5, 9, 6, 8
-    points, freqs, weight, bias, zproj = _layer_inputs(n_images, n_points, m, hidden, seed=2)
+    points, freqs, weight, bias, z, z_weight = _layer_inputs(n_images, n_points, m, hidden, seed=2)
     g = torch.randn(n_images, 2 * n_points if mirrored else n_points, hidden)
     results = []
     for rows in (n_images * n_points, chunk_rows):
-        out = encoded_first_layer(points, freqs, zproj, weight, bias, n_images, mirrored, chunk_rows=rows)
-        results.append((out, torch.autograd.grad(out, (weight, bias, zproj), g)))
+        out = encoded_first_layer(points, freqs, z, z_weight, weight, bias, n_images, mirrored, chunk_rows=rows)
+        results.append((out, torch.autograd.grad(out, (weight, bias, z, z_weight), g)))
     (whole, g_whole), (blocked, g_blocked) = results
     assert (whole > 0).any() and (whole == 0).any()  # the ReLU mask takes part
     torch.testing.assert_close(blocked, whole, rtol=1e-6, atol=1e-6)
@@ -134,10 +139,10 @@ def test_large_encodings_are_recomputed_in_blocks(monkeypatch):
     monkeypatch.setattr(fused, "KEEP_ENCODING_BYTES", 0)
     monkeypatch.setattr(fused, "CHUNK_ROWS", 64)  # blocks of one image (40 rows)
     calls = []
-    original = fused._encode_into
-    monkeypatch.setattr(fused, "_encode_into", lambda *a: calls.append(a[0].shape[0]) or original(*a))
+    original = fused._features
+    monkeypatch.setattr(fused, "_features", lambda *a: calls.append(a[4][1] - a[4][0]) or original(*a))
     blocked, g_blocked = _values_and_grads(dec, coords, z, fused=True)
-    assert calls == [40] * 12  # six blocks forward, the same six recomputed backward
+    assert calls == [1] * 12  # six blocks of one image forward, the same six recomputed backward
     torch.testing.assert_close(blocked, kept, rtol=1e-6, atol=1e-6)
     for name in g_kept:
         torch.testing.assert_close(g_blocked[name], g_kept[name], rtol=1e-5, atol=1e-5, msg=name)
@@ -151,10 +156,13 @@ def test_plain_path_used_where_the_fused_one_does_not_apply():
     out.sum().backward()
     assert coords.grad is not None and coords.grad.abs().max() > 0
     with pytest.raises(ValueError):
-        encoded_first_layer(torch.zeros(4, 3, requires_grad=True), torch.zeros(3, 3), None,
+        encoded_first_layer(torch.zeros(4, 3, requires_grad=True), torch.zeros(3, 3), None, None,
                             torch.zeros(5, 6), torch.zeros(5), 1)
     with pytest.raises(ValueError):  # rows not a whole number of images
-        encoded_first_layer(torch.zeros(5, 3), torch.zeros(3, 3), None, torch.zeros(5, 6), torch.zeros(5), 2)
+        encoded_first_layer(torch.zeros(5, 3), torch.zeros(3, 3), None, None, torch.zeros(5, 6), torch.zeros(5), 2)
+    with pytest.raises(ValueError):  # a latent without its weight
+        encoded_first_layer(torch.zeros(4, 3), torch.zeros(3, 3), torch.zeros(1, 2), None, torch.zeros(5, 6),
+                            torch.zeros(5), 1)
     shared = torch.rand(11, 3) - 0.5  # points shared by several latents
     dec.fused = True
     fused = dec(shared, z)

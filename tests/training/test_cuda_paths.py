@@ -196,15 +196,37 @@ def test_training_step_has_no_host_sync(dataset, monkeypatch, precision, domain,
     assert np.isfinite(totals.loss) and totals.loss > 0
 
 
-@pytest.mark.xfail(bool(NO_SEAM_BAND), strict=True,
-                   reason="Decoder._blend_seam_band takes nonzero() of the seam band's points in every training "
-                          "forward: one host sync per step on CUDA (a data-dependent number of points)")
-def test_pair_decoder_with_the_seam_band_has_no_host_sync(dataset, monkeypatch):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_pair_decoder_with_the_seam_band_has_no_host_sync_given_the_host_bound(dataset, monkeypatch, precision):
+    # the loop passes the bound computed on the host from the batch's rotations (as on CUDA)
+    stepper = make_step(dataset, AmpPolicy("cpu", DTYPES[precision]), domain="hartley", zdim=2)
+    rotations = np.asarray(dataset.particles.poses.rotations, dtype=np.float32)
+    generator = torch.Generator().manual_seed(0)
+    stepper(dataset.get_batch(np.arange(8)), 0.5, generator, stepper.module.seam_band_rows(rotations[:8]))
+    batch = dataset.get_batch(np.arange(8, 16))
+    rows = stepper.module.seam_band_rows(rotations[batch.positions_host])
+    with NoHostSync(monkeypatch):
+        stepper(batch, 0.5, generator, rows)
+    stepper.host_rotations = rotations  # as the loop makes it on CUDA: the step bounds the band itself
+    with NoHostSync(monkeypatch):
+        stepper(dataset.get_batch(np.arange(16, 24)), 0.5, generator)
+    totals = stepper.sync()
+    assert totals.finite and not totals.band_overflow and totals.steps == 3
+
+
+def test_without_the_host_bound_the_seam_band_is_counted_on_the_device(dataset, monkeypatch):
     stepper = make_step(dataset, AmpPolicy("cpu", None), domain="hartley", zdim=2)
     generator = torch.Generator().manual_seed(0)
     stepper(dataset.get_batch(np.arange(8)), 0.5, generator)
-    with NoHostSync(monkeypatch):
+    with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync(monkeypatch):
         stepper(dataset.get_batch(np.arange(8, 16)), 0.5, generator)
+
+
+def test_a_seam_band_bound_too_small_is_reported_by_sync(dataset):
+    stepper = make_step(dataset, AmpPolicy("cpu", None), domain="hartley", zdim=2)
+    generator = torch.Generator().manual_seed(0)
+    stepper(dataset.get_batch(np.arange(8)), 0.5, generator, 1)  # the band of 8 images has more than one point
+    assert stepper.sync().band_overflow
 
 
 @pytest.mark.skipif(not hasattr(ReconstructionObjective, "set_active_radius_px"), reason="no frequency marching")

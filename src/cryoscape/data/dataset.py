@@ -64,6 +64,9 @@ class Batch:
         Shifts (x, y) in pixels; translating the image by ``+shift`` centres the particle.
     ctf : CTFBatch or None
         CTF parameters, each (B,) float32.
+    positions_host : numpy.ndarray, shape (B,), int64, or None
+        The positions on the host, wherever the tensors are (so that per-batch host work, such as the seam-band
+        bound of ``training.step``, needs no read from the device).
     """
 
     positions: torch.Tensor
@@ -71,6 +74,7 @@ class Batch:
     rotations: torch.Tensor | None
     shifts_px: torch.Tensor | None
     ctf: CTFBatch | None
+    positions_host: np.ndarray | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         """The batch on ``device``."""
@@ -84,6 +88,7 @@ class Batch:
             move(self.rotations),
             move(self.shifts_px),
             move(self.ctf),
+            self.positions_host,
         )
 
 
@@ -250,12 +255,13 @@ class HartleyDataset(torch.utils.data.Dataset):
     def batch_with_images(self, positions: np.ndarray, images: torch.Tensor) -> Batch:
         """The :class:`Batch` at ``positions`` with its normalised Hartley ``images`` (k, D, D) already made
         (by :meth:`hartley`, or by a streaming worker, ``data.streaming``)."""
-        index = torch.from_numpy(np.asarray(positions, dtype=np.int64))
+        host = np.asarray(positions, dtype=np.int64)
+        index = torch.from_numpy(host)
 
         def pick(t):
             return None if t is None else t[index]
 
-        return Batch(index, images, pick(self._rotations), pick(self._shifts), pick(self._ctf))
+        return Batch(index, images, pick(self._rotations), pick(self._shifts), pick(self._ctf), host)
 
     # torch DataLoader with a batch sampler calls __getitems__ with the list of positions of a batch
     def __getitems__(self, positions: list[int]) -> Batch:

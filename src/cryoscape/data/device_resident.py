@@ -146,16 +146,23 @@ class DeviceResidentDataset:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def get_batch(self, positions: np.ndarray | list[int] | torch.Tensor) -> Batch:
-        """The :class:`Batch` at ``positions`` (host array or device tensor), on the device, images float32."""
-        index = torch.as_tensor(np.asarray(positions, dtype=np.int64) if not torch.is_tensor(positions)
-                                else positions, dtype=torch.long).to(self.device, non_blocking=True)
+    def get_batch(self, positions: np.ndarray | list[int] | torch.Tensor,
+                  positions_host: np.ndarray | None = None) -> Batch:
+        """The :class:`Batch` at ``positions`` (host array or device tensor), on the device, images float32.
+
+        ``positions_host``: the same positions on the host, when ``positions`` is a device tensor (kept in the
+        batch; a host array is kept as it is).
+        """
+        if not torch.is_tensor(positions):
+            positions_host = np.asarray(positions, dtype=np.int64)
+        index = torch.as_tensor(positions_host if not torch.is_tensor(positions) else positions,
+                                dtype=torch.long).to(self.device, non_blocking=True)
 
         def pick(t):
             return None if t is None else t[index]
 
         return Batch(index, self.images[index].to(torch.float32), pick(self.rotations), pick(self.shifts_px),
-                     pick(self.ctf))
+                     pick(self.ctf), positions_host)
 
     def epoch_batches(self, sampler: EpochSampler) -> ResidentBatches:
         """The batches of ``sampler`` served from the device (iterate once per epoch)."""
@@ -185,8 +192,8 @@ class ResidentBatches:
             return
         sizes = [len(b) for b in batches]
         flat = torch.from_numpy(np.concatenate(batches).astype(np.int64)).to(self.dataset.device)
-        for positions in torch.split(flat, sizes):
-            yield self.dataset.get_batch(positions)
+        for host, positions in zip(batches, torch.split(flat, sizes)):
+            yield self.dataset.get_batch(positions, np.asarray(host, dtype=np.int64))
 
 
 def _map_tensors(obj, fn):
@@ -195,6 +202,8 @@ def _map_tensors(obj, fn):
         return None
     if torch.is_tensor(obj):
         return fn(obj)
+    if not dataclasses.is_dataclass(obj):  # host values (e.g. a batch's positions_host) stay as they are
+        return obj
     return type(obj)(**{f.name: _map_tensors(getattr(obj, f.name), fn) for f in dataclasses.fields(obj)})
 
 

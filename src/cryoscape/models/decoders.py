@@ -37,6 +37,7 @@ float32 and the output is returned in float32.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -46,9 +47,19 @@ from cryoscape.models.fused import encoded_first_layer
 from cryoscape.models.positional import PositionalEncoding
 from cryoscape.models.precision import reduced_dtype
 
-#: Points of one network pass when decoding volumes: bounds the activations' memory and keeps them in cache
-#: (4096 × 256 floats = 4 MiB; larger passes spill to memory and were slower on CPU).
+#: Points of one network pass when decoding volumes on CPU: bounds the activations' memory and keeps them in
+#: cache (4096 × 256 floats = 4 MiB; larger passes spill to memory and were slower on CPU).
 DEFAULT_BATCH_POINTS = 4096
+#: The same on a CUDA device, where a pass must be large to fill the GPU (131072 × 1024 bf16 values = 256 MiB
+#: per activation buffer).
+DEFAULT_BATCH_POINTS_CUDA = 131072
+
+
+def batch_points_for(device: torch.device, batch_points: int | None) -> int:
+    """``batch_points``, or the device's default (:data:`DEFAULT_BATCH_POINTS`, :data:`DEFAULT_BATCH_POINTS_CUDA`)."""
+    if batch_points is not None:
+        return int(batch_points)
+    return DEFAULT_BATCH_POINTS_CUDA if device.type == "cuda" else DEFAULT_BATCH_POINTS
 #: Added to a squared radius (px²) so that lattice points exactly on a sphere's edge count as inside
 #: despite rounding.
 RADIUS_TOLERANCE_PX2 = 1e-9
@@ -63,28 +74,50 @@ def make_activation(name: str) -> nn.Module:
 
 
 class _ResidualReLU(torch.autograd.Function):
-    """``relu(h @ Wᵀ + b + h)`` for 2-D ``h`` with in-place epilogue and a fused backward.
+    """``relu(h @ Wᵀ + b + h)`` for 2-D ``h`` with a fused forward epilogue and a fused backward.
 
-    The forward gives the values of ``nn.Linear`` then ``+ h`` then ``relu`` (same operations, same order) with
-    the residual and activation applied in place in the matmul's output buffer; the backward folds the
-    residual gradient into the matrix product (``g + g @ W``, one rounding instead of two in bf16) and takes
-    the ReLU mask from the saved output. Fewer large temporaries per layer, so the training step is faster on
-    CPU (figures: ``benchmarks/train_throughput.py`` → ``benchmarks/results/train_throughput.json``); tests
-    compare values and gradients with the plain composition.
+    Two forms of the same function, chosen by ``folded``:
+
+    - ``folded=False``: ``weight`` is W. The forward is ``nn.Linear`` then ``+ h`` then ``relu`` (same operations,
+      same order) with the residual and activation applied in place in the matmul's output buffer.
+    - ``folded=True``: ``weight`` is ``W + I`` (:func:`residual_weight`), so ``h @ (W + I)ᵀ = h @ Wᵀ + h`` and the
+      layer is one matrix product with bias and ReLU, ``torch._addmm_activation``: on CUDA a single cuBLASLt
+      kernel whose epilogue adds the bias and applies the ReLU, so the activations are written once. The
+      gradient of ``W + I`` is the gradient of W.
+
+    The backward takes the ReLU mask from the saved output and folds the residual gradient into the matrix
+    product (``g @ (W + I)``, one rounding instead of two in bf16). Tests compare values and gradients with the
+    plain composition.
     """
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        out = torch.addmm(bias, h, weight.t()).add_(h).relu_()
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, folded: bool) -> torch.Tensor:
+        if folded:
+            out = torch._addmm_activation(bias, h, weight.t())
+        else:
+            out = torch.addmm(bias, h, weight.t()).add_(h).relu_()
         ctx.save_for_backward(h, weight, out)
+        ctx.folded = folded
         return out
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def backward(ctx, grad: torch.Tensor):
         h, weight, out = ctx.saved_tensors
         grad_pre = torch.ops.aten.threshold_backward(grad, out, 0)  # grad where out > 0, else 0
-        grad_h = torch.addmm(grad_pre, grad_pre, weight)
-        return grad_h, grad_pre.t().mm(h), grad_pre.sum(0)
+        grad_h = grad_pre.mm(weight) if ctx.folded else torch.addmm(grad_pre, grad_pre, weight)
+        return grad_h, grad_pre.t().mm(h), grad_pre.sum(0), None
+
+
+def fold_residual(device: torch.device) -> bool:
+    """Whether the residual layers run in the folded form (:class:`_ResidualReLU`) on ``device``: on CUDA, where
+    the product, bias and ReLU are one cuBLASLt kernel; on CPU the unfolded form."""
+    return device.type == "cuda"
+
+
+def residual_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``W + I`` of a square weight, formed in float32 and then rounded to ``dtype`` (differentiable)."""
+    eye = torch.eye(weight.shape[0], dtype=torch.float32, device=weight.device)
+    return (weight.float() + eye).to(dtype)
 
 
 def residual_stack(h: torch.Tensor, layers: nn.ModuleList, act: nn.Module) -> torch.Tensor:
@@ -92,7 +125,8 @@ def residual_stack(h: torch.Tensor, layers: nn.ModuleList, act: nn.Module) -> to
 
     The layers run in the autocast dtype when autocast is on (weights cast as ``nn.Linear`` would be; gradients
     reach the float32 weights through the cast), else in ``h``'s dtype. ReLU layers use the fused
-    :class:`_ResidualReLU`; other activations the same ``addmm`` with the residual added in place.
+    :class:`_ResidualReLU` (folded on CUDA: :func:`fold_residual`); other activations the same ``addmm`` with the
+    residual added in place.
     """
     shape = h.shape
     dtype = h.dtype
@@ -100,24 +134,28 @@ def residual_stack(h: torch.Tensor, layers: nn.ModuleList, act: nn.Module) -> to
         dtype = torch.get_autocast_dtype(h.device.type)
     flat = h.reshape(-1, shape[-1]).to(dtype)
     relu = isinstance(act, nn.ReLU)
+    folded = relu and fold_residual(h.device)
     with torch.autocast(device_type=h.device.type, enabled=False):
         for layer in layers:
-            weight, bias = layer.weight.to(dtype), layer.bias.to(dtype)
-            if relu:
-                flat = _ResidualReLU.apply(flat, weight, bias)
+            bias = layer.bias.to(dtype)
+            if folded:
+                flat = _ResidualReLU.apply(flat, residual_weight(layer.weight, dtype), bias, True)
+            elif relu:
+                flat = _ResidualReLU.apply(flat, layer.weight.to(dtype), bias, False)
             else:
-                flat = act(torch.addmm(bias, flat, weight.t()).add_(flat))
+                flat = act(torch.addmm(bias, flat, layer.weight.to(dtype).t()).add_(flat))
     return flat.reshape(shape)
 
 
 class _InferenceStack:
     """First-layer activation and :func:`residual_stack` (ReLU) for inference, in two reused buffers.
 
-    Values equal ``residual_stack(relu(base + zproj), layers, ReLU)`` computed in ``dtype`` (same operations
-    in the same order). Each layer writes its product into the buffer it does not read
-    (``addmm(..., out=)``), then adds the residual and applies ReLU in place: no tensor is allocated per layer.
-    Fresh (rows, H) outputs cost a new multi-megabyte allocation per layer whose first touch made the
-    product slower on CPU (figures: ``benchmarks/map_generation.py``).
+    Values equal ``residual_stack(relu(base + zproj), layers, ReLU)`` computed in ``dtype`` on the same device
+    (same operations in the same order). Each layer writes its product into the buffer it does not read
+    (``out=``), then adds the residual and applies ReLU in place, or, folded (:func:`fold_residual`), writes
+    ``relu(h @ (W + I)ᵀ + b)`` in one product: no tensor is allocated per layer. Fresh (rows, H) outputs cost a
+    new multi-megabyte allocation per layer whose first touch made the product slower on CPU (figures:
+    ``benchmarks/map_generation.py``).
 
     Parameters
     ----------
@@ -133,7 +171,9 @@ class _InferenceStack:
     """
 
     def __init__(self, layers: nn.ModuleList, rows: int, width: int, dtype: torch.dtype, device: torch.device):
-        self.params = [(layer.weight.to(dtype).t(), layer.bias.to(dtype)) for layer in layers]
+        self.folded = fold_residual(device)
+        self.params = [((residual_weight(layer.weight, dtype) if self.folded else layer.weight.to(dtype)).t(),
+                        layer.bias.to(dtype)) for layer in layers]
         self.buffers = [torch.empty((rows, width), dtype=dtype, device=device) for _ in range(2)]
         self.dtype = dtype
 
@@ -150,7 +190,10 @@ class _InferenceStack:
             cur.copy_(base + zproj)
         cur.relu_()
         for weight_t, bias in self.params:
-            torch.addmm(bias, cur, weight_t, out=nxt).add_(cur).relu_()
+            if self.folded:
+                torch._addmm_activation(bias, cur, weight_t, out=nxt)
+            else:
+                torch.addmm(bias, cur, weight_t, out=nxt).add_(cur).relu_()
             cur, nxt = nxt, cur
         return cur
 
@@ -160,6 +203,39 @@ def flip_to_canonical(coords: torch.Tensor) -> torch.Tensor:
     kx, ky, kz = coords[..., 0], coords[..., 1], coords[..., 2]
     on_plane = kz == 0
     return (kz > 0) | (on_plane & (ky > 0)) | (on_plane & (ky == 0) & (kx > 0))
+
+
+#: Slack (cycles/pixel) added to the seam band's half-width when its points are counted on the host
+#: (:func:`seam_band_rows`), far above the rounding of float32 coordinates, so the count bounds the device's.
+BAND_COUNT_SLACK = 1e-5
+#: :func:`seam_band_rows` rounds its bound up to a multiple of this many rows (fewer distinct shapes).
+BAND_ROWS_ALIGN = 128
+
+
+def seam_band_rows(points_2d: np.ndarray, rotations: np.ndarray, box_size: int, seam_band_px: float) -> int:
+    """An upper bound, computed on the host, on the number of seam-band points of a batch (``Decoder.forward``'s
+    ``band_capacity``).
+
+    Parameters
+    ----------
+    points_2d : (P, 2) array
+        The lattice points (cycles/pixel) evaluated for every image (``k @ R`` gives the 3-D points).
+    rotations : (B, 3, 3) array
+        The batch's rotation matrices.
+    box_size : int
+    seam_band_px : float
+        The band's half-width b (> 0).
+
+    Returns
+    -------
+    int
+        The number of points with ``|kz| < b/D + BAND_COUNT_SLACK`` (``kz = k @ R[:2, 2]``), rounded up to a
+        multiple of :data:`BAND_ROWS_ALIGN`, at least one multiple.
+    """
+    normal = np.asarray(rotations, dtype=np.float64)[:, :2, 2]  # (B, 2): kz of the slice's x and y axes
+    kz = np.asarray(points_2d, dtype=np.float64) @ normal.T  # (P, B)
+    count = int(np.count_nonzero(np.abs(kz) < seam_band_px / box_size + BAND_COUNT_SLACK))
+    return max(1, -(-count // BAND_ROWS_ALIGN)) * BAND_ROWS_ALIGN
 
 
 def grid_offsets_3d(box_size: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -210,6 +286,9 @@ class Decoder(nn.Module):
         self.act = make_activation(config.activation)
         #: Use the hand-fused encoding + first layer (:mod:`cryoscape.models.fused`); False = plain modules.
         self.fused = True
+        #: Whether the last :meth:`forward` with a ``band_capacity`` found more band points than that bound
+        #: (a boolean scalar on the device), else None.
+        self.band_overflow: torch.Tensor | None = None
         if config.resolved_first_layer_init() == "joint":
             self._init_first_layer_jointly()
 
@@ -294,10 +373,11 @@ class Decoder(nn.Module):
         dtype = self.input_coords.weight.dtype
         if torch.is_autocast_enabled(k.device.type):
             dtype = torch.get_autocast_dtype(k.device.type)
-        zproj = None if z is None else self.input_z(z).to(dtype)
+        z_weight = None if z is None else self.input_z.weight.to(dtype)
         weight, bias = self.input_coords.weight.to(dtype), self.input_coords.bias.to(dtype)
         with torch.autocast(device_type=k.device.type, enabled=False):
-            h = encoded_first_layer(k.reshape(-1, 3), self.pe.freqs, zproj, weight, bias, k.shape[0], mirrored)
+            h = encoded_first_layer(k.reshape(-1, 3), self.pe.freqs, z, z_weight, weight, bias, k.shape[0],
+                                    mirrored)
         return h[0] if squeeze else h
 
     def _as_pairs(self, out: torch.Tensor) -> torch.Tensor:
@@ -307,7 +387,8 @@ class Decoder(nn.Module):
             return torch.stack([re - im, re + im], dim=-1)
         return out
 
-    def forward(self, coords: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, coords: torch.Tensor, z: torch.Tensor | None = None,
+                band_capacity: int | None = None) -> torch.Tensor:
         """Hartley pairs (H(k), H(−k)) at ``coords``.
 
         Parameters
@@ -317,6 +398,12 @@ class Decoder(nn.Module):
             by all images of ``z``.
         z : torch.Tensor, shape (B, zdim), or None
             Latents (required iff zdim > 0).
+        band_capacity : int, optional
+            For (B, P, 3) coordinates: an upper bound on the number of points in the seam band
+            (:func:`seam_band_rows` of the rotations), known on the host. The band's mirror evaluations then
+            have this static count and the call never waits for the device; :attr:`band_overflow` records
+            (on the device) whether the bound was too small. None: the band's points are counted on the device
+            (one host synchronisation).
 
         Returns
         -------
@@ -334,8 +421,12 @@ class Decoder(nn.Module):
             flip = flip_to_canonical(k)
             kc = torch.where(flip.unsqueeze(-1), -k, k)
         out = self._as_pairs(self.network(kc, z).float())
+        self.band_overflow = None
         if self.seam_band_px > 0:
-            out = self._blend_seam_band(kc, z, out)
+            if band_capacity is not None and kc.ndim == 3:
+                out, self.band_overflow = self._blend_seam_band_static(kc, z, out, int(band_capacity))
+            else:
+                out = self._blend_seam_band(kc, z, out)
         out = torch.where(flip.unsqueeze(-1), out.flip(-1), out)
         # k = 0 is its own mirror: both elements are the first one
         is_dc = (k == 0).all(-1, keepdim=True)
@@ -349,6 +440,41 @@ class Decoder(nn.Module):
     def in_seam_band(self, kc: torch.Tensor) -> torch.Tensor:
         """Boolean (...,): canonical points ``kc`` (..., 3) within the seam band (need the mirror evaluation)."""
         return kc[..., 2] * self.box_size > -self.seam_band_px
+
+    def _blend_seam_band_static(self, kc: torch.Tensor, z: torch.Tensor | None, out: torch.Tensor,
+                                capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_blend_seam_band` for (B, P, 3) points with a host-known bound ``capacity`` on the band's size.
+
+        The band's points are compacted in row-major order (as ``nonzero`` would list them) into ``capacity``
+        slots by a prefix sum and a scatter; the mirror network runs over all slots, and slots beyond the band's
+        count (evaluated at a real point, weight 1) leave the pairs unchanged. Nothing is read back to the host.
+
+        Returns
+        -------
+        (torch.Tensor, torch.Tensor)
+            The blended pairs (B, P, 2) and a boolean scalar on the device: True when the band held more than
+            ``capacity`` points (its points beyond the bound were then not blended).
+        """
+        n_images, n_points = kc.shape[0], kc.shape[1]
+        rows = n_images * n_points
+        band = self.in_seam_band(kc).reshape(-1)
+        count = band.sum()
+        position = torch.cumsum(band, 0) - 1
+        slot = torch.where(band & (position < capacity), position, capacity)  # slot ``capacity`` is discarded
+        index = torch.full((capacity + 1,), rows, dtype=torch.long, device=kc.device)
+        index.scatter_(0, slot, torch.arange(rows, device=kc.device))
+        index = index[:capacity]
+        valid = torch.arange(capacity, device=kc.device) < count
+        row = index.clamp(max=rows - 1)  # unfilled slots evaluate some real point; their weight is 1
+        flat_kc = kc.reshape(-1, 3)
+        z_rows = None if z is None else z[row // n_points]
+        mirror = self._as_pairs(self.network(-flat_kc[row].unsqueeze(1), z_rows).float())[:, 0].flip(-1)
+        w = torch.where(valid, self.seam_weight(flat_kc[row, 2]), 1.0).unsqueeze(-1)
+        flat = out.reshape(-1, 2)
+        blended = w * flat[row] + (1 - w) * mirror
+        # unfilled slots write to a discarded extra row
+        extended = torch.cat([flat, flat.new_zeros((1, 2))]).index_put((index,), blended)
+        return extended[:rows].view(out.shape), count > capacity
 
     def _blend_seam_band(self, kc: torch.Tensor, z: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
         """Blend the pairs ``out`` (..., P, 2) at canonical points ``kc`` (P, 3) or (B, P, 3) inside the seam
@@ -381,7 +507,7 @@ class Decoder(nn.Module):
     # ------------------------------------------------------------------ volumes
     @torch.no_grad()
     def eval_hartley_volumes(self, z: torch.Tensor | None = None, box_size: int | None = None,
-                             radius_px: float | None = None, batch_points: int = DEFAULT_BATCH_POINTS,
+                             radius_px: float | None = None, batch_points: int | None = None,
                              amp: bool = False) -> torch.Tensor:
         """Centred Hartley transforms (N, D, D, D) of the volumes at latents ``z`` (zero outside the sphere).
 
@@ -423,7 +549,7 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def pairs_at_canonical_points(self, k: torch.Tensor, z: torch.Tensor | None = None,
-                                  batch_points: int = DEFAULT_BATCH_POINTS, amp: bool = False) -> torch.Tensor:
+                                  batch_points: int | None = None, amp: bool = False) -> torch.Tensor:
         """Hartley pairs (N, P, 2) float32 at canonical points ``k`` (P, 3) for every latent of ``z`` (N, zdim).
 
         The inference path of :meth:`forward` for many latents at the same points: the positional encoding
@@ -439,8 +565,9 @@ class Decoder(nn.Module):
             Canonical frequencies (cycles/pixel).
         z : torch.Tensor, shape (N, zdim), or None
             Latents (None for a homogeneous decoder: N = 1).
-        batch_points : int
-            Points per network pass (bounds memory: about 4·batch_points·dec_dim floats are live).
+        batch_points : int, optional
+            Points per network pass (bounds memory: about 4·batch_points·dec_dim floats are live); default by
+            device (:func:`batch_points_for`).
         amp : bool
             Run the hidden and output layers in reduced precision (bf16 on CPU and on CUDA where supported,
             else fp16); the positional encoding and the first layer stay float32.
@@ -465,7 +592,7 @@ class Decoder(nn.Module):
         k = torch.cat([k, -k[band_idx]])  # the band's mirror points are evaluated after the canonical ones
         n_points = k.shape[0]
         out = torch.empty((z_proj.shape[0], n_points, 2), dtype=torch.float32, device=device)
-        chunk = max(1, int(batch_points) // (2 if self.full_space else 1))
+        chunk = max(1, batch_points_for(device, batch_points) // (2 if self.full_space else 1))
         stack = None
         if isinstance(self.act, nn.ReLU):  # else the generic residual_stack
             rows_max = min(n_points, chunk) * (2 if self.full_space else 1)
@@ -503,7 +630,7 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def eval_volumes(self, z: torch.Tensor | None = None, box_size: int | None = None,
-                     radius_px: float | None = None, batch_points: int = DEFAULT_BATCH_POINTS,
+                     radius_px: float | None = None, batch_points: int | None = None,
                      scale: float = 1.0, amp: bool = False) -> torch.Tensor:
         """Real-space volumes (N, D, D, D) float32, indexed [z, y, x], at latents ``z``.
 
@@ -519,8 +646,8 @@ class Decoder(nn.Module):
         radius_px : float, optional
             Frequencies with |j| > radius_px (pixels of the output grid) are set to zero; default D'/2 (the
             Nyquist sphere). ``math.inf`` evaluates the whole cube.
-        batch_points : int
-            Rows of the matmul per network call (latents × points), bounding memory.
+        batch_points : int, optional
+            Rows of the matmul per network call, bounding memory; default by device (:func:`batch_points_for`).
         scale : float
             Factor applied to the decoded Hartley values (e.g. the data normalisation std).
         amp : bool
@@ -542,7 +669,7 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def eval_volume(self, z: torch.Tensor | None = None, box_size: int | None = None,
-                    radius_px: float | None = None, batch_points: int = DEFAULT_BATCH_POINTS,
+                    radius_px: float | None = None, batch_points: int | None = None,
                     scale: float = 1.0, amp: bool = False) -> torch.Tensor:
         """One real-space volume (D', D', D') at latent ``z`` (zdim,) or (1, zdim); see
         :meth:`eval_volumes`."""

@@ -665,6 +665,15 @@ def _nonfinite_error(run: RunDir, dataset, check: StepTotals, batch, epoch: int,
     )
 
 
+def _band_error(epoch: int, b: int) -> TrainingError:
+    """The error of a seam-band bound that was too small (``TrainStep`` found an overflow by batch ``b``)."""
+    return TrainingError(
+        f"internal error: a batch up to epoch {epoch + 1}, batch {b + 1} had more seam-band points than its "
+        "host-side bound, so that epoch is not saved (the last checkpoint is intact; please report this; "
+        "--resume on the CPU, which counts the band on the device, avoids it)"
+    )
+
+
 def _write_missing_outputs(
     run: RunDir, loss_module: ReconstructionObjective, dataset: HartleyDataset, config: TrainConfig, device, state
 ) -> None:
@@ -723,7 +732,10 @@ def _train(
         )
         return FitResult(run, config, start_epoch, [])
     ddp_module = distributed.wrap_model(loss_module, ctx)
-    stepper = TrainStep(ddp_module, optimizer, policy, device, sync_images=config.log_interval)
+    # on CUDA the seam band's size is bounded on the host from the rotations, so a step never waits for the GPU
+    host_rotations = particles.poses.rotations if device.type == "cuda" and particles.poses is not None else None
+    stepper = TrainStep(ddp_module, optimizer, policy, device, sync_images=config.log_interval,
+                        host_rotations=host_rotations)
     stepper.load_state_dict(None if state is None else state.get("scaler"))  # fp16 loss scale of the run resumed
 
     sampler = loader = epoch_batches(  # in memory: a permutation; lazy: streamed by windows (data.streaming)
@@ -774,6 +786,8 @@ def _train(
                     config.freq_march_epochs))
             parts = stepper.forward(batch, b_beta, generator)  # no host read: see training.step.TrainStep
             check = stepper.sync() if stepper.due() else None  # each step on CPU, each log interval on CUDA
+            if check is not None and check.band_overflow:
+                raise _band_error(epoch, b)
             finite, n_global = distributed.step_agreement(check is None or check.finite, batch.images.shape[0], ctx)
             if not finite:
                 if bar is not None:
@@ -795,6 +809,8 @@ def _train(
             bar.close()
         loss_module.set_active_radius_px(None)  # latents and maps of the checkpoint use the whole disc
         end = stepper.sync()  # the epoch's sums; on CUDA also the steps since the last check
+        if end.band_overflow:
+            raise _band_error(epoch, n_batches - 1)
         if not distributed.all_true(end.finite, ctx):
             raise _nonfinite_error(run, dataset, end, batch, epoch, b, n_batches)
         totals = _EpochTotals(end.loss, end.mse, end.kl, end.images).summed(ctx)

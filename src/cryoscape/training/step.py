@@ -56,6 +56,9 @@ class LossParts:
         KL divergence (0 for a homogeneous model).
     mu, logvar : torch.Tensor (B, zdim) or None
         Posterior parameters.
+    band_overflow : torch.Tensor or None
+        Boolean scalar on the device when the decoder ran with a seam-band bound (``band_rows``): True when the
+        bound was too small (``models.decoders.Decoder.band_overflow``).
     """
 
     loss: torch.Tensor
@@ -63,6 +66,7 @@ class LossParts:
     kl: torch.Tensor
     mu: torch.Tensor | None
     logvar: torch.Tensor | None
+    band_overflow: torch.Tensor | None = None
 
 
 class ReconstructionObjective(nn.Module):
@@ -99,6 +103,7 @@ class ReconstructionObjective(nn.Module):
         self.register_buffer(
             "points_2d", torch.as_tensor(freqs[np.asarray(idx_half)], dtype=torch.float32), persistent=False
         )
+        self._points_2d_host = freqs[np.asarray(idx_half)].astype(np.float32).astype(np.float64)
         # lattice points of the full disc: each half point and its mirror, the self-mirrored DC once
         self_mirrored = np.asarray(idx_half) == np.asarray(idx_mirror)
         self.register_buffer("self_mirrored", torch.as_tensor(self_mirrored), persistent=False)
@@ -147,6 +152,20 @@ class ReconstructionObjective(nn.Module):
     @property
     def zdim(self) -> int:
         return int(getattr(self.model, "zdim", 0))
+
+    def seam_band_rows(self, rotations: np.ndarray) -> int | None:
+        """The host-side bound on the decoder's seam-band points for a batch with these rotations (B, 3, 3)
+        (``models.decoders.seam_band_rows`` over the loss half-disc), or None when the decoder has no band.
+
+        Passed to :meth:`forward` as ``band_rows``, it lets the step run without reading anything back from the
+        device. With frequency marching the decoder sees a subset of these points, so the bound still holds.
+        """
+        from cryoscape.models.decoders import seam_band_rows
+
+        band = float(getattr(self.model.decoder, "seam_band_px", 0.0))
+        if band <= 0 or getattr(self.model.decoder, "full_space", False):
+            return None
+        return seam_band_rows(self._points_2d_host, rotations, self.box_size, band)
 
     def data_pairs(
         self, images: torch.Tensor, shifts_px: torch.Tensor | None
@@ -220,6 +239,7 @@ class ReconstructionObjective(nn.Module):
         amp: bool | torch.dtype = False,
         reduce: bool = True,
         decode: bool = True,
+        band_rows: int | None = None,
     ) -> LossParts:
         """Loss of a batch.
 
@@ -242,6 +262,9 @@ class ReconstructionObjective(nn.Module):
             Batch means (training) or per-image values (evaluation).
         decode : bool
             Run the decoder; False only encodes (``mse`` and ``loss`` are then NaN).
+        band_rows : int, optional
+            Host-known bound on the seam band's points (:meth:`seam_band_rows` of the batch's rotations): the
+            forward then never waits for the device. None: the band is counted on the device.
         """
         y_pos, y_neg = self.data_pairs(images.to(torch.float32), shifts_px)
         ctf_vals = None if ctf is None else self.ctf_at_points(ctf)
@@ -263,7 +286,8 @@ class ReconstructionObjective(nn.Module):
             ctf_vals = None if ctf_vals is None else ctf_vals[:, self.active]
         points = torch.matmul(points_2d, rotations.to(torch.float32)[:, :2, :])  # (B, P, 3)
         with autocast:
-            pairs = self.model.decoder(points, z)  # (B, P, 2): H(kR), H(-kR)
+            extra = {} if band_rows is None else {"band_capacity": band_rows}
+            pairs = self.model.decoder(points, z, **extra)  # (B, P, 2): H(kR), H(-kR)
         pairs = pairs.to(torch.float32)
         pred_pos, pred_neg = pairs[..., 0], pairs[..., 1]
         if ctf_vals is not None:
@@ -274,7 +298,8 @@ class ReconstructionObjective(nn.Module):
         else:
             kl = torch.zeros_like(mse)
         loss = mse + (beta / n_disc) * kl
-        return LossParts(loss=loss, mse=mse, kl=kl, mu=mu, logvar=logvar)
+        return LossParts(loss=loss, mse=mse, kl=kl, mu=mu, logvar=logvar,
+                         band_overflow=getattr(self.model.decoder, "band_overflow", None))
 
 
 def make_optimizer(
@@ -337,6 +362,9 @@ class StepTotals:
         That step's loss (NaN when there is none).
     first_bad_positions : torch.Tensor or None
         That step's batch positions (when the step was taken since the previous :meth:`TrainStep.sync`).
+    band_overflow : bool
+        Whether a step's seam-band bound (``band_rows``) was exceeded: that step's decoder left band points
+        unblended (an internal error; the caller stops).
     """
 
     loss: float
@@ -347,6 +375,7 @@ class StepTotals:
     first_bad_step: int | None = None
     first_bad_loss: float = float("nan")
     first_bad_positions: torch.Tensor | None = None
+    band_overflow: bool = False
 
     @property
     def finite(self) -> bool:
@@ -378,11 +407,17 @@ class TrainStep:
         On a GPU, :meth:`due` is True once this many images were trained since the last :meth:`sync`.
     defer : bool, optional
         Whether :meth:`due` waits for ``sync_images`` images (default: on CUDA only).
+    host_rotations : numpy.ndarray, shape (N, 3, 3), optional
+        The rotations of the dataset's positions, on the host. Given, each step bounds its seam band's size on
+        the host (:meth:`ReconstructionObjective.seam_band_rows` of the batch's ``positions_host``), so the
+        pair decoder's band costs no synchronisation (the loop gives them on CUDA).
     """
 
     def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, policy: AmpPolicy,
-                 device: torch.device | str, sync_images: int = 1000, defer: bool | None = None):
+                 device: torch.device | str, sync_images: int = 1000, defer: bool | None = None,
+                 host_rotations: np.ndarray | None = None):
         self.module = module
+        self.host_rotations = None if host_rotations is None else np.asarray(host_rotations, dtype=np.float32)
         self.optimizer = optimizer
         self.policy = policy
         self.device = torch.device(device)
@@ -396,16 +431,23 @@ class TrainStep:
         self._sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, mse, kl (x images)
         self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         self._bad_loss = torch.full((), float("nan"), dtype=torch.float64, device=self.device)
+        self._overflow = torch.zeros((), dtype=torch.bool, device=self.device)
         self._images = 0
         self._steps = 0
         self._images_since_sync = 0
         self._held: dict[int, torch.Tensor] = {}  # positions of the steps since the last sync
 
-    def forward(self, batch, beta: float, generator: torch.Generator | None = None) -> LossParts:
+    def forward(self, batch, beta: float, generator: torch.Generator | None = None,
+                band_rows: int | None = None) -> LossParts:
         """The :class:`LossParts` of ``batch`` (a ``data.dataset.Batch`` on the device), added to the sums.
 
-        ``beta`` is the KL weight of this batch (a Python float: no tensor is made of it).
+        ``beta`` is the KL weight of this batch (a Python float: no tensor is made of it); ``band_rows`` the
+        host-known bound on its seam-band points (``ReconstructionObjective.seam_band_rows``); None: from
+        ``host_rotations`` when the step has them, else the band is counted on the device.
         """
+        if band_rows is None and self.host_rotations is not None and batch.positions_host is not None:
+            objective = getattr(self.module, "module", self.module)  # inside DistributedDataParallel
+            band_rows = objective.seam_band_rows(self.host_rotations[batch.positions_host])
         parts = self.module(
             batch.images,
             batch.rotations,
@@ -415,7 +457,10 @@ class TrainStep:
             generator=generator,
             sample=True,
             amp=self.policy.dtype or False,
+            band_rows=band_rows,
         )
+        if parts.band_overflow is not None:
+            self._overflow |= parts.band_overflow
         k = batch.images.shape[0]
         loss = parts.loss.detach()
         terms = torch.stack([loss, parts.mse.detach(), parts.kl.detach()]).to(torch.float64)
@@ -437,9 +482,10 @@ class TrainStep:
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
-    def __call__(self, batch, beta: float, generator: torch.Generator | None = None) -> LossParts:
+    def __call__(self, batch, beta: float, generator: torch.Generator | None = None,
+                 band_rows: int | None = None) -> LossParts:
         """:meth:`forward` then :meth:`backward_step`: one training step on ``batch``."""
-        parts = self.forward(batch, beta, generator)
+        parts = self.forward(batch, beta, generator, band_rows)
         self.backward_step(parts)
         return parts
 
@@ -455,12 +501,12 @@ class TrainStep:
     def sync(self) -> StepTotals:
         """The sums since :meth:`reset`, read back from the device (one synchronisation)."""
         values = torch.cat([self._sums, self._first_bad.to(torch.float64).reshape(1),
-                            self._bad_loss.reshape(1)]).cpu().tolist()
+                            self._bad_loss.reshape(1), self._overflow.to(torch.float64).reshape(1)]).cpu().tolist()
         first_bad = int(values[3])
         totals = StepTotals(
             loss=values[0], mse=values[1], kl=values[2], images=self._images, steps=self._steps,
             first_bad_step=None if first_bad < 0 else first_bad, first_bad_loss=values[4],
-            first_bad_positions=self._held.get(first_bad),
+            first_bad_positions=self._held.get(first_bad), band_overflow=bool(values[5]),
         )
         self._held.clear()
         self._images_since_sync = 0
