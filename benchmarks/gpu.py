@@ -303,7 +303,7 @@ def compare_with_cryodrgn(args, device) -> dict:
                **training_curve(run_ref, "z.*.pkl", read_z_pickle, truth, began)}
     target = max(section["spearman_pc1_by_epoch"].values())
     section["seconds_to_target"] = seconds_to(section, target)
-    if args.n_vols:
+    if args.n_vols and not args.skip_ref_eval:
         weights = sorted(run_ref.glob("weights.*.pkl"), key=lambda p: int(p.stem.split(".")[1]))[-1]
         shutil.rmtree(work / "vols_ref", ignore_errors=True)
         _, eval_s = launch([*ref, "eval_vol", str(weights), "-c", str(run_ref / "config.yaml"), "--zfile",
@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a cryoscape run of part 3 with extra train-vae flags (repeatable; default: one run "
                              "with its defaults, 'default=')")
     parser.add_argument("--skip-steps", action="store_true", help="only part 3 (no in-process step timings)")
+    parser.add_argument("--skip-ref-eval", action="store_true", help="part 3 without cryoDRGN's eval_vol")
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench_out" / "gpu")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "gpu.json")
     args = parser.parse_args(argv)
