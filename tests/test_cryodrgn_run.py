@@ -187,3 +187,13 @@ def test_het_fixture_of_cryodrgn_tests_reads_as_a_folder_too(fixtures_dir, tmp_p
                                                   radius_px=imported.volume_radius_px).numpy()
     np.testing.assert_allclose(run.volumes(z, amp=False)[0], expected, rtol=0, atol=1e-6 * np.abs(expected).max())
     assert not RunDir(tmp_path).epochs()  # nothing written (no weights.N.pt)
+
+
+def test_a_cryodrgn_config_for_a_cryoscape_run_is_refused(cryodrgn_runs_dir, tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(InputError, match="not a cryoDRGN run"):
+        find_run(tmp_path / "run", cryodrgn_config=cryodrgn_runs_dir / "nn" / "config.yaml")
+    run_dir, epoch = find_run(cryodrgn_runs_dir / "nn" / "weights.1.pkl",
+                              cryodrgn_config=cryodrgn_runs_dir / "nn" / "config.yaml")
+    assert isinstance(run_dir, CryoDRGNRunDir) and epoch == 1
+    assert run_dir.config_path == cryodrgn_runs_dir / "nn" / "config.yaml"
