@@ -16,3 +16,14 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"fixture folder {FIXTURES} is absent (it lives in ../shared beside the checkout)")
     return FIXTURES
+
+
+RUNS_431 = ROOT.parent / "shared" / "fixtures" / "cryodrgn-4.3.1-runs"
+
+
+@pytest.fixture(scope="session")
+def cryodrgn_runs_dir() -> Path:
+    """Folder of the runs written by cryoDRGN 4.3.1 itself (see its README); skips when it is absent."""
+    if not RUNS_431.is_dir():
+        pytest.skip(f"fixture folder {RUNS_431} is absent (it lives in ../shared beside the checkout)")
+    return RUNS_431

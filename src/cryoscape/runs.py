@@ -104,6 +104,9 @@ class RunDir:
     def analyze_dir(self, epoch: int) -> Path:
         return self.path / f"analyze.{int(epoch)}"
 
+    def landscape_dir(self, epoch: int) -> Path:
+        return self.path / f"landscape.{int(epoch)}"
+
     @property
     def provenance_path(self) -> Path:
         return self.path / "provenance.yaml"
@@ -146,8 +149,12 @@ class RunDir:
     def remove_run_files(self, after_epoch: int | None = None) -> list[Path]:
         """Delete :meth:`run_files` (all, or those of epochs after ``after_epoch``); returns what was removed.
 
-        Other files in the folder are left alone.
+        Other files in the folder are left alone. A folder holding cryoDRGN checkpoints (``weights.N.pkl``) is
+        refused: its ``config.yaml``, ``run.log`` and ``analyze.N`` are cryoDRGN's.
         """
+        if self.path.is_dir() and any(re.match(r"^weights\.\d+\.pkl$", p.name) for p in self.path.iterdir()):
+            raise InputError("the folder holds a cryoDRGN run (weights.N.pkl), whose files cryoscape never deletes",
+                             path=self.path, fix="give another output folder")
         removed = self.run_files(after_epoch)
         for p in removed:
             if p.is_dir() and not p.is_symlink():
@@ -394,20 +401,34 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str = "cpu") -> 
     return state
 
 
-def find_run(path: str | os.PathLike) -> tuple[RunDir, int | None]:
-    """A run directory and an epoch from a run folder or a ``weights.N.pt`` path (epoch None for a folder)."""
+def find_run(path: str | os.PathLike, cryodrgn_config: str | os.PathLike | None = None) -> tuple[RunDir, int | None]:
+    """A run directory and an epoch from a run folder or a ``weights.N.pt`` path (epoch None for a folder).
+
+    A cryoDRGN run folder, or one of its ``weights.N.pkl`` / ``z.N.pkl`` files (epoch N), gives a
+    :class:`cryoscape.cryodrgn_run.CryoDRGNRunDir`, which reads the folder as it is; ``cryodrgn_config`` names
+    its config when it is not the folder's ``config.yaml``.
+    """
+    from cryoscape.cryodrgn_run import find_cryodrgn_run
+
     p = Path(path)
+    found = find_cryodrgn_run(p, config=cryodrgn_config)
+    if found is not None:
+        return found
+    if cryodrgn_config is not None:
+        raise InputError("a cryoDRGN config is given, but this is not a cryoDRGN run (no weights.N.pkl)", path=p,
+                         fix="give a cryoDRGN weights.N.pkl with its config.yaml; a cryoscape run holds its own")
     if p.is_file():
         m = _WEIGHTS_RE.match(p.name)
         if not m:
-            raise InputError("expected a run folder or a weights.N.pt checkpoint", path=p)
+            raise InputError("expected a run folder or a checkpoint (weights.N.pt; cryoDRGN: weights.N.pkl)",
+                             path=p)
         return RunDir(p.parent), int(m.group(1))
     if p.is_dir():
         return RunDir(p), None
     raise InputError(
         "run folder or checkpoint not found",
         path=p,
-        fix="give the output folder of cryoscape train-vae/train-nn/import-cryodrgn",
+        fix="give the output folder of cryoscape train-vae/train-nn/import-cryodrgn or of cryodrgn train_vae",
     )
 
 
@@ -425,7 +446,7 @@ def load_model(run: RunDir, epoch: int | None = None, device: str = "cpu"):
 
     epoch = run.resolve_epoch(epoch)
     path = run.weights_path(epoch)
-    state = load_checkpoint_file(path, map_location=device)
+    state = run.load_checkpoint(epoch, map_location=device)
     config = state.get("config")
     try:
         model_config = ModelConfig.from_dict(config["model"], path=str(path))

@@ -15,8 +15,10 @@ from cryoscape.errors import InputError
 from cryoscape.io.legacy import (
     ctf_to_array,
     load_pickle,
+    load_pickles,
     read_ctf_pickle,
     read_index,
+    read_latent_pickle,
     read_pose_pickle,
     read_z_pickle,
     write_ctf_pickle,
@@ -197,3 +199,37 @@ def test_index_errors(tmp_path):
         read_index(tmp_path / "two.npy")
     with pytest.raises(InputError, match="index file not found"):
         read_index(tmp_path / "none.txt")
+
+
+def test_latent_pickle_pair_as_train_vae_writes_it(tmp_path):
+    rng = np.random.default_rng(3)
+    mean, logvar = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    path = tmp_path / "z.7.pkl"
+    with open(path, "wb") as handle:  # cryoDRGN: pickle.dump(z_mu, f); pickle.dump(z_logvar, f)
+        pickle.dump(mean, handle)
+        pickle.dump(logvar, handle)
+    got_mean, got_logvar = read_latent_pickle(path)
+    np.testing.assert_array_equal(got_mean, mean)
+    np.testing.assert_array_equal(got_logvar, logvar)
+    np.testing.assert_array_equal(read_z_pickle(path), mean)  # the means, as before
+    assert len(load_pickles(path)) == 2
+    # only means (or a third object): a clear error, not a silent zero log-variance
+    write_z_pickle(tmp_path / "means.pkl", mean)
+    with pytest.raises(InputError, match=r"expected two pickled arrays .* found 1"):
+        read_latent_pickle(tmp_path / "means.pkl")
+    with open(tmp_path / "odd.pkl", "wb") as handle:
+        pickle.dump(mean, handle)
+        pickle.dump(logvar[:4], handle)
+    with pytest.raises(InputError, match=r"not two \(N, zdim\) arrays of one shape"):
+        read_latent_pickle(tmp_path / "odd.pkl")
+    # a second pickle is restricted as the first, and a truncated one is an error
+    marker = tmp_path / "marker"
+    with open(tmp_path / "evil.pkl", "wb") as handle:
+        pickle.dump(mean, handle)
+        pickle.dump(_SystemCall(f"touch {marker}"), handle)
+    with pytest.raises(InputError, match="refusing to load"):
+        read_latent_pickle(tmp_path / "evil.pkl")
+    assert not marker.exists()
+    (tmp_path / "cut.pkl").write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(InputError, match="not a readable pickle"):
+        read_latent_pickle(tmp_path / "cut.pkl")

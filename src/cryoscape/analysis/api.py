@@ -62,7 +62,8 @@ def resolve_run_path(value: str | None, run_path: Path) -> Path | None:
 
 
 class TrainedRun:
-    """A trained run (``train-vae``/``train-nn``/``import-cryodrgn`` output) at one epoch.
+    """A trained run (``train-vae``/``train-nn``/``import-cryodrgn`` output, or a cryoDRGN run folder read as it
+    is: ``cryoscape.cryodrgn_run``) at one epoch.
 
     Use :meth:`open`. The model is loaded on first use (map generation); latents and metadata need no model.
 
@@ -95,16 +96,17 @@ class TrainedRun:
              pixel_size_angstrom: float | None = None) -> TrainedRun:
         """Open a run folder (or one of its ``weights.N.pt``) at ``epoch`` (the latest when None or -1).
 
-        ``pixel_size_angstrom`` replaces the run's pixel size (for imported runs that have none); maps are
-        written with the voxel size derived from it.
+        A cryoDRGN run folder (or its ``weights.N.pkl`` / ``z.N.pkl``) is read as it is, at the folder's own
+        epoch numbers (see :func:`cryoscape.runs.find_run`). ``pixel_size_angstrom`` replaces the run's pixel size
+        (for imported runs that have none); maps are written with the voxel size derived from it.
         """
-        from cryoscape.runs import find_run, load_checkpoint_file
+        from cryoscape.runs import find_run
         from cryoscape.training.config import config_from_checkpoint
 
         run_dir, file_epoch = find_run(path)
         epoch = run_dir.resolve_epoch(epoch if epoch is not None else file_epoch)
         weights = run_dir.weights_path(epoch)
-        state = load_checkpoint_file(weights)
+        state = run_dir.load_checkpoint(epoch)
         config = config_from_checkpoint(state, weights)
         if pixel_size_angstrom is not None and not pixel_size_angstrom > 0:
             raise InputError(f"the pixel size must be positive, got {pixel_size_angstrom}", path=path)
@@ -139,6 +141,11 @@ class TrainedRun:
     def analyze_dir(self) -> Path:
         """``RUN/analyze.<epoch>``: the default output folder of ``cryoscape analyze``."""
         return self._run.analyze_dir(self.epoch)
+
+    @property
+    def landscape_dir(self) -> Path:
+        """``RUN/landscape.<epoch>``: the default output folder of ``cryoscape analyze-landscape``."""
+        return self._run.landscape_dir(self.epoch)
 
     # --- latents --------------------------------------------------------------------------------------------
     def _load_latents(self):
@@ -261,7 +268,7 @@ class TrainedRun:
         voxel = self.voxel_size_angstrom(out_box)
         if voxel is None:
             raise InputError("the run has no pixel size", path=self.path,
-                             fix="retrain or re-import with the pixel size (--apix)")
+                             fix="give --Apix (Å per pixel of the training images)")
         paths = [out / name for name in series_names(len(z), prefix)]
         vols = self.iter_volumes(z, box_size=out_box, batch_size=batch_size, amp=amp)
         if show_progress:

@@ -170,8 +170,8 @@ def ball(radius: int) -> np.ndarray:
 
 
 def landscape_dir(run: Any) -> Path:
-    """``RUN/landscape.<epoch>``: the default output folder of ``analyze-landscape``."""
-    return Path(run.path) / f"landscape.{run.epoch}"
+    """``RUN/landscape.<epoch>``: the default output folder of ``analyze-landscape`` (``TrainedRun.landscape_dir``)."""
+    return Path(run.landscape_dir)
 
 
 def analyze_landscape(run: Any, out_dir: str | os.PathLike, config: LandscapeConfig,
@@ -213,7 +213,8 @@ def analyze_landscape(run: Any, out_dir: str | os.PathLike, config: LandscapeCon
     box = run.box_size if config.box_size is None else int(config.box_size)
     voxel = run.voxel_size_angstrom(box)
     if voxel is None:
-        raise InputError("the run has no pixel size", path=run.path, fix="retrain or re-import with --apix")
+        raise InputError("the run has no pixel size", path=run.path,
+                         fix="give --Apix (Å per pixel of the training images)")
 
     # 1. sketch
     sk = sketch(z, config.sketch_size, seed=config.seed)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """RUN, --epoch, -o, --volumes and the map options."""
-    parser.add_argument("run", metavar="RUN", help="run folder (or one of its weights.N.pt)")
+    parser.add_argument("run", metavar="RUN", help="run folder (or one of its weights.N.pt), or a cryoDRGN run "
+                        "folder or its z.N.pkl")
     parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default: the latest)")
     parser.add_argument("-o", "--outdir", default=None,
                         help="output folder (default RUN/traversals.<epoch>/<name>)")
@@ -16,6 +17,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also generate the map at every point, with montage.png and <folder>.cxc")
     parser.add_argument("--downsample", "-d", type=int, default=None, metavar="D",
                         help="box of the maps (even, at most the training box; default the training box)")
+    parser.add_argument("--Apix", "--apix", dest="apix", type=float, default=None,
+                        help="pixel size of the training images in Å (default: from the run; needed only for a "
+                        "cryoDRGN run whose CTF file is not found)")
     parser.add_argument("--flip", action="store_true", help="mirror the maps (reverse the z axis)")
     parser.add_argument("--invert", action="store_true", help="multiply the maps by -1")
     parser.add_argument("-b", "--batch-size", dest="batch_size", type=int, default=8,
@@ -38,7 +42,7 @@ def add_anchor_arguments(parser: argparse.ArgumentParser) -> None:
 def open_run(args: argparse.Namespace):
     from cryoscape.analysis.api import TrainedRun
 
-    return TrainedRun.open(args.run, epoch=args.epoch, device=args.device)
+    return TrainedRun.open(args.run, epoch=args.epoch, device=args.device, pixel_size_angstrom=args.apix)
 
 
 def output_dir(args: argparse.Namespace, run, name: str) -> Path:

@@ -32,6 +32,12 @@ examples:
   cryoscape analyze run/ --epoch 20 --ksample 50  # 50 clusters at epoch 20
   cryoscape analyze run/ --skip-vol --skip-umap   # plots and clusters only (fast)
   chimerax run/analyze.20/kmeans20/kmeans20.cxc   # play the cluster maps
+  cryoscape analyze 00_vae/ 50                    # a cryoDRGN run folder as it is: weights.50.pkl, z.50.pkl
+
+A cryoDRGN train_vae folder (config.yaml, weights.N.pkl, z.N.pkl) is read as it is, with cryoDRGN's epoch
+numbers (cryoDRGN 4 counts from 1; z.50.pkl is the 50th epoch) and nothing in it is changed; the analysis goes to
+00_vae/analyze.50/ (00_vae/analyze.50.cryoscape/ when cryoDRGN's own analysis is there). The pixel size comes
+from the run's CTF pickle; give --Apix when it is not found.
 """
 
 
@@ -39,7 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from cryoscape.analysis.analyze import AnalyzeConfig
 
     d = AnalyzeConfig()
-    parser.add_argument("run", metavar="RUN", help="run folder (or one of its weights.N.pt)")
+    from cryoscape.cli.common import add_positional_epoch
+
+    parser.add_argument("run", metavar="RUN",
+                        help="run folder (or one of its weights.N.pt), or a cryoDRGN run folder as it is")
+    add_positional_epoch(parser)
     parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default: the latest)")
     parser.add_argument("-o", "--outdir", default=None, help="output folder (default RUN/analyze.<epoch>)")
     parser.add_argument("--ksample", type=int, default=d.ksample,
@@ -72,12 +82,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cryoscape.analysis.analyze import AnalyzeConfig, run_analysis
     from cryoscape.analysis.api import TrainedRun
+    from cryoscape.cli.common import chosen_epoch
 
     config = AnalyzeConfig(ksample=args.ksample, pc=args.pc, n_per_pc=args.n_per_pc, skip_umap=args.skip_umap,
                            skip_vol=args.skip_vol, downsample=args.downsample, flip=args.flip, invert=args.invert,
                            batch_size=args.batch_size, seed=args.seed, umap_fit_max=args.umap_fit_max,
                            umap_transform=args.umap_transform, notebook=args.notebook)
-    trained = TrainedRun.open(args.run, epoch=args.epoch, device=args.device, pixel_size_angstrom=args.apix)
+    trained = TrainedRun.open(args.run, epoch=chosen_epoch(args), device=args.device,
+                              pixel_size_angstrom=args.apix)
     result = run_analysis(trained, config, out_dir=args.outdir)
     s = result.summary
     print(f"analysed {s['n_particles']} particles (zdim {s['zdim']}, epoch {s['epoch']}) in "

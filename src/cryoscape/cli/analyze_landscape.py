@@ -30,6 +30,7 @@ examples:
   cryoscape analyze-landscape run/ --downsample 64 -M 5    # faster: 64^3 maps
   cryoscape analyze-landscape run/ --sketch-size 200 --linkage average --skip-umap
   cryoscape train-vae particles.star --ind run/landscape.25/state_03_indices.txt ...   # one state
+  cryoscape analyze-landscape 00_vae/ 50                   # a cryoDRGN run folder as it is (epoch 50)
 
 Memory: maps are written as they are generated and read back one at a time; the largest array is
 K x (voxels in the mask). Differences from cryoDRGN: the maps are generated in the same command (no separate
@@ -39,7 +40,11 @@ principal coordinate of their maps; mean/std maps are weighted by the particles 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="run folder (or one of its weights.N.pt)")
+    from cryoscape.cli.common import add_positional_epoch
+
+    parser.add_argument("run", metavar="RUN",
+                        help="run folder (or one of its weights.N.pt), or a cryoDRGN run folder as it is")
+    add_positional_epoch(parser)
     parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default: the latest)")
     parser.add_argument("-o", "--outdir", default=None, help="output folder (default RUN/landscape.<epoch>)")
     parser.add_argument("--sketch-size", dest="sketch_size", type=int, default=500,
@@ -57,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default %(default)s)")
     parser.add_argument("--dilate", dest="dilate_px", type=int, default=5,
                         help="mask dilation in voxels of the map box (default %(default)s)")
+    parser.add_argument("--Apix", "--apix", dest="apix", type=float, default=None,
+                        help="pixel size of the training images in Å (default: from the run; needed only for a "
+                        "cryoDRGN run whose CTF file is not found)")
     parser.add_argument("-b", "--batch-size", dest="batch_size", type=int, default=8,
                         help="maps decoded per batch (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="k-means seed (default %(default)s)")
@@ -71,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     from cryoscape.analysis.api import TrainedRun
     from cryoscape.analysis.landscape import LandscapeConfig, analyze_landscape, landscape_dir
+    from cryoscape.cli.common import chosen_epoch
 
-    run_ = TrainedRun.open(args.run, epoch=args.epoch, device=args.device)
+    run_ = TrainedRun.open(args.run, epoch=chosen_epoch(args), device=args.device, pixel_size_angstrom=args.apix)
     config = LandscapeConfig(sketch_size=args.sketch_size, n_states=args.n_states, pc_dim=args.pc_dim,
                              linkage=args.linkage, box_size=args.box_size,
                              threshold_fraction=args.threshold_fraction, dilate_px=args.dilate_px,

@@ -134,6 +134,25 @@ def check_outputs(*, inputs=(), files=(), folders=()) -> None:
                        "write to a new file name; inputs are never overwritten")
 
 
+def add_positional_epoch(parser: argparse.ArgumentParser) -> None:
+    """An optional EPOCH after RUN, as cryoDRGN writes it (``cryodrgn analyze RUN N``).
+
+    Read it with :func:`chosen_epoch`.
+    """
+    parser.add_argument("epoch_given", nargs="?", type=int, default=None, metavar="EPOCH",
+                        help="epoch, written as for cryoDRGN (RUN N); the same as --epoch N")
+
+
+def chosen_epoch(args: argparse.Namespace) -> int | None:
+    """The epoch of ``--epoch`` or of the positional EPOCH (:func:`add_positional_epoch`); None when neither."""
+    from cryoscape.errors import InputError
+
+    given = getattr(args, "epoch_given", None)
+    if given is not None and args.epoch is not None and given != args.epoch:
+        raise InputError(f"two epochs given: EPOCH {given} and --epoch {args.epoch}", fix="give one of them")
+    return args.epoch if args.epoch is not None else given
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer ≥ 1 (``--chunk 0`` or ``-b -1`` stop with a one-line usage error)."""
     try:

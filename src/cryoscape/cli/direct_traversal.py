@@ -18,9 +18,10 @@ regions without particles; graph-traversal stays on the data.
 examples:
   cryoscape direct-traversal run/ --anchors 120 5021 --volumes                # particle indices (0-based)
   cryoscape direct-traversal run/ --kmeans 20 --anchors 3 7 12 --loop -n 6 --volumes
+  cryoscape direct-traversal 00_vae/z.50.pkl --anchors 120 5021     # a cryoDRGN run as it is
 
-Differences from cryoDRGN: the run folder replaces the z file; --kmeans K takes cluster ids (1-based, as
-analyze shows them); maps are made directly with --volumes.
+Differences from cryoDRGN: the run folder replaces the z file (a cryoDRGN run's z.N.pkl names its folder);
+--kmeans K takes cluster ids (1-based, as analyze shows them); maps are made directly with --volumes.
 """
 
 

@@ -26,18 +26,26 @@ examples:
   cryoscape eval-vol run/ --epoch 20 --zfile centers.txt -o maps/   # maps/vol_000.mrc, vol_001.mrc, ...
   cryoscape eval-vol run_nn/ -o map.mrc --downsample 64              # homogeneous run, 64^3 map
   cryoscape eval-vol run/ --zfile run/z.20.npz -o maps/ --flip       # every particle's mean z (large!)
+  cryoscape eval-vol 00_vae/weights.50.pkl -c 00_vae/config.yaml --zfile z.txt -o maps/   # cryoDRGN run
+
+A cryoDRGN run is read as it is (no import step): its folder (with --epoch N) or its weights.N.pkl, with the
+config.yaml beside it or given by -c; the maps equal cryodrgn eval_vol's, with the voxel size from the run's
+CTF pickle (or --apix) where cryoDRGN writes 1.
 
 --zfile reads a .txt (one z per line), .npy, cryoDRGN .pkl or cryoscape z.N.npz (its means). More than
 100 maps are refused unless --yes is given (the message says how many maps and how much disk they take).
 --flip mirrors the map (reverses the z axis: fixes the hand), --invert multiplies by -1.
-Differences from cryoDRGN: the run folder replaces --weights/--config; epochs are 1-based (default: the last);
--o is a folder unless it ends in .mrc and a single map is made.
+Differences from cryoDRGN: a cryoscape run folder replaces WEIGHTS -c CONFIG; epochs are 1-based (default: the
+last); -o is a folder unless it ends in .mrc and a single map is made.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="run folder (or one of its weights.N.pt)")
+    parser.add_argument("run", metavar="RUN",
+                        help="run folder (or one of its weights.N.pt), or a cryoDRGN run folder or weights.N.pkl")
     parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default: the latest)")
+    parser.add_argument("-c", "--config", default=None,
+                        help="config.yaml of cryoDRGN weights (default: the one beside them)")
     zs = parser.add_mutually_exclusive_group()
     zs.add_argument("-z", type=float, nargs="+", metavar="Z", help="one latent coordinate (zdim values)")
     zs.add_argument("--zfile", help="latent coordinates, one per row (.txt, .npy, .pkl or z.N.npz)")
@@ -171,11 +179,12 @@ def run(args: argparse.Namespace) -> int:
     from cryoscape.training.config import load_trained
     from cryoscape.training.distributed import choose_device
 
-    run_dir, epoch = find_run(args.run)
+    run_dir, epoch = find_run(args.run, cryodrgn_config=args.config)
     if args.epoch is not None:
         epoch = args.epoch
     device = choose_device(args.device)
     model, config, epoch = load_trained(run_dir, epoch, device=str(device))
+    inputs = [args.run, args.zfile, run_dir.weights_path(epoch), run_dir.config_path, run_dir.z_path(epoch)]
     zdim = config.model.zdim
     box = int(config.data.box_size)
     if zdim > 0:
@@ -204,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     count = 1 if z is None else z.shape[0]
     check_map_count(count, out_box, args.yes)
     paths = output_paths(args.output, args.prefix, count)
-    check_outputs(inputs=[args.run, args.zfile], files=paths)  # never replace an input
+    check_outputs(inputs=inputs, files=paths)  # never replace an input
     scale = float(config.data.data_std or 1.0)
     decoder = model.decoder
     batch = int(args.batch_size)

@@ -29,10 +29,12 @@ examples:
   cryoscape graph-traversal run/ --anchors 120 5021 --volumes          # particle indices (0-based)
   cryoscape analyze run/ --ksample 20
   cryoscape graph-traversal run/ --kmeans 20 --anchors 3 7 12 --volumes  # k-means clusters 3 -> 7 -> 12
+  cryoscape graph-traversal 00_vae/z.50.pkl --anchors 120 5021         # a cryoDRGN run as it is
 
-Differences from cryoDRGN: the run folder replaces the z file; --kmeans K takes cluster ids (1-based, as
-analyze shows them) instead of particle indices; the graph is undirected with a degree cap and a cutoff that
-keeps the cloud connected; maps are made directly with --volumes, along the smoothed path.
+Differences from cryoDRGN: the run folder replaces the z file (a cryoDRGN run's z.N.pkl names its folder);
+--kmeans K takes cluster ids (1-based, as analyze shows them) instead of particle indices; the graph is
+undirected with a degree cap and a cutoff that keeps the cloud connected; maps are made directly with --volumes,
+along the smoothed path.
 """
 
 

@@ -6,25 +6,29 @@ import argparse
 from pathlib import Path
 
 NAME = "import-cryodrgn"
-#: Learning rate recorded for an imported run: cryoDRGN's default (its config.yaml does not store the rate).
-CRYODRGN_LR = 1e-4
 HELP = (
     "import a trained cryoDRGN model (config.yaml + weights) as a cryoscape run (for eval-vol, eval-images)"
 )
 
 DESCRIPTION = """\
-Read a cryoDRGN run's config.yaml (or config.pkl) and a checkpoint weights.N.pkl, build the equivalent
-cryoscape model and write a run folder with config.yaml and weights.<epoch>.pt, so that maps can be generated
-with cryoscape eval-vol (same maps as cryodrgn eval_vol) and particles encoded with cryoscape eval-images.
-Settings cryoscape does not support are all listed in one error.
+Read a cryoDRGN run's config.yaml (or config.pkl) and a checkpoint weights.N.pkl (cryoDRGN train_vae or
+train_nn), build the equivalent cryoscape model and write a run folder with config.yaml and weights.<epoch>.pt,
+so that it can be trained further (train-vae --resume), maps generated with cryoscape eval-vol (the same maps as
+cryodrgn eval_vol) and particles encoded with cryoscape eval-images. Settings cryoscape cannot reproduce
+(e.g. a tilt-series encoder, encode_mode: tilt) are all listed in one error.
+
+To analyse a cryoDRGN run no import is needed: analyze, pc-traversal, graph-traversal, direct-traversal,
+analyze-landscape, select, report and eval-vol read a cryoDRGN run folder as it is (cryoscape analyze 00_vae/ 49).
 
 examples:
-  cryoscape import-cryodrgn 00_vae/config.yaml 00_vae/weights.49.pkl -o imported/ --apix 1.7
+  cryoscape import-cryodrgn 00_vae/config.yaml 00_vae/weights.50.pkl -o imported/ --apix 1.7
   cryoscape eval-vol imported/ -z 0 0 0 0 0 0 0 0 -o vol.mrc
 
 Contrast: cryoDRGN's CTF has the opposite sign to RELION's, which cryoscape uses, so a cryoDRGN model trained
 on inverted images (its default) corresponds to cryoscape's default of no inversion; the run's invert_data is
-set accordingly. The imported epoch is cryoDRGN's 0-based epoch + 1 (weights.49.pkl -> weights.50.pt).
+set accordingly. Epochs: the imported epoch is the number of epochs the checkpoint was trained for, cryoDRGN 4's
+own number (weights.50.pkl -> weights.50.pt); cryoDRGN before version 4 counted from 0 (weights.49.pkl, the 50th
+epoch -> weights.50.pt).
 
 Pixel size: cryoDRGN's config does not store it. Without --apix it is taken from the run's CTF pickle
 (dataset_args.ctf, found as given or next to the config; rescaled from the CTF's box to the model's box); if
@@ -54,96 +58,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--epoch",
         type=int,
         default=None,
-        help="epoch number to give the checkpoint (default: cryoDRGN's epoch + 1, else 1)",
+        help="epoch number to give the checkpoint (default: the epochs it was trained for, see above)",
     )
-
-
-def read_cryodrgn_config(path: str | Path) -> dict:
-    """A cryoDRGN config as a mapping (yaml, or a pickle read with the restricted loader)."""
-    import yaml
-
-    from cryoscape.errors import InputError
-    from cryoscape.io.legacy import load_pickle
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("cryoDRGN config not found", path=path, fix="give the run's config.yaml")
-    if path.suffix.lower() == ".pkl":
-        cfg = load_pickle(path)
-    else:
-        try:
-            cfg = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise InputError(f"not a readable yaml file ({str(exc).splitlines()[0]})", path=path) from None
-    if not isinstance(cfg, dict) or "model_args" not in cfg or "lattice_args" not in cfg:
-        raise InputError(
-            "not a cryoDRGN config (no model_args/lattice_args)",
-            path=path,
-            fix="give the config.yaml written by cryodrgn train_vae/train_nn",
-        )
-    return cfg
-
-
-def read_cryodrgn_weights(path: str | Path) -> dict:
-    """A cryoDRGN checkpoint, read with ``torch.load(weights_only=True)`` (no code can run)."""
-    import torch
-
-    from cryoscape.errors import InputError
-    from cryoscape.models.cryodrgn_compat import cryodrgn_checkpoint_safe_globals
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("cryoDRGN weights not found", path=path, fix="give the run's weights.N.pkl")
-    try:
-        with torch.serialization.safe_globals(cryodrgn_checkpoint_safe_globals()):
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(
-            f"cannot read the checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-            path=path,
-            fix="give a cryoDRGN weights.N.pkl",
-        ) from None
-    if not isinstance(state, dict):
-        raise InputError("not a cryoDRGN checkpoint", path=path)
-    return state
-
-
-def pixel_size_from_config(cfg: dict, config_path: str | Path, box: int) -> float | None:
-    """Pixel size (Å) of the model's box from the cryoDRGN run's CTF pickle (or an Apix entry); None if absent.
-
-    The CTF pickle's pixel size is that of its own box (column 0); it is rescaled to ``box``.
-    """
-    import numpy as np
-
-    from cryoscape.errors import InputError
-    from cryoscape.io.legacy import read_ctf_pickle
-
-    dataset_args = cfg.get("dataset_args") or {}
-    for key in ("Apix", "apix", "pixel_size_angstrom"):
-        value = dataset_args.get(key, cfg.get(key))
-        if isinstance(value, (int, float)) and value > 0:
-            return float(value)
-    ctf = dataset_args.get("ctf")
-    if not isinstance(ctf, str) or not ctf:
-        return None
-    candidates = [Path(ctf)] if Path(ctf).is_absolute() else [Path(ctf), Path(config_path).parent / ctf,
-                                                              Path(config_path).parent / Path(ctf).name]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        return None
-    params = read_ctf_pickle(found, allow_overfocus=True)
-    sizes = np.unique(np.asarray(params.pixel_size_angstrom, dtype=np.float64))
-    if sizes.size != 1 or not sizes[0] > 0:
-        raise InputError(f"the CTF pickle holds {sizes.size} pixel sizes", path=found, fix="give --apix")
-    return float(sizes[0]) * params.box_size / box
 
 
 def run(args: argparse.Namespace) -> int:
     from cryoscape.cli.common import check_outputs
+    from cryoscape.cryodrgn_run import (
+        cryodrgn_train_config,
+        epochs_completed,
+        pixel_size_from_config,
+        read_cryodrgn_config,
+        read_cryodrgn_weights,
+    )
     from cryoscape.errors import InputError
     from cryoscape.models.cryodrgn_compat import import_cryodrgn
     from cryoscape.runs import RunDir
-    from cryoscape.training.config import DataConfig, TrainConfig, to_dict
+    from cryoscape.training.config import to_dict
     from cryoscape.training.provenance import ProvenanceLog
 
     check_outputs(inputs=[args.config, args.weights], folders=[args.outdir],
@@ -158,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                          fix="give another -o, or --overwrite to replace it")
     cfg = read_cryodrgn_config(args.config)
     state = read_cryodrgn_weights(args.weights)
-    imported = import_cryodrgn(cfg, state, source=str(args.weights))
+    imported = import_cryodrgn(cfg, state, source=str(args.weights), config_source=str(args.config))
     apix = args.apix
     if apix is None:
         apix = pixel_size_from_config(cfg, args.config, imported.box_size)
@@ -171,33 +102,8 @@ def run(args: argparse.Namespace) -> int:
                 fix="give --apix (Å per pixel of the training images)",
             )
         print(f"pixel size {apix:.4g} Å from the run's CTF file")
-    dataset_args = cfg.get("dataset_args") or {}
-    data = DataConfig(
-        particles=dataset_args.get("particles"),
-        ctf=dataset_args.get("ctf"),
-        poses=dataset_args.get("poses"),
-        ind=dataset_args.get("ind") if isinstance(dataset_args.get("ind"), str) else None,
-        datadir=dataset_args.get("datadir"),
-        invert_data=not imported.invert_data,  # cryoDRGN's CTF sign is the opposite of ours
-        window=imported.window,
-        window_r=imported.window_r,
-        data_std=imported.data_std,
-        box_size=imported.box_size,
-        pixel_size_angstrom=apix,
-    )
-    config = TrainConfig(
-        model=imported.config,
-        data=data,
-        seed=int(cfg.get("seed") or 0),
-        lr=CRYODRGN_LR,  # cryoDRGN's config does not record the rate; its default, for a continued run
-        volume_radius_px=imported.volume_radius_px,
-    )
-    if args.epoch is not None:
-        epoch = int(args.epoch)
-    elif isinstance(state.get("epoch"), int):
-        epoch = int(state["epoch"]) + 1
-    else:
-        epoch = 1
+    config = cryodrgn_train_config(cfg, imported, Path(args.config).parent, apix)
+    epoch = int(args.epoch) if args.epoch is not None else epochs_completed(cfg, state, args.weights)
     run_dir.path.mkdir(parents=True, exist_ok=True)
     with run_dir.lock():
         if args.overwrite:

@@ -20,9 +20,11 @@ examples:
   cryoscape pc-traversal run/ --pc 1 2 -n 20 --volumes -d 64  # PC1 and PC2, 20 maps each, 64^3
   cryoscape pc-traversal run/ --lim 2 98 --use-percentile-spacing
   chimerax run/traversals.25/pc1/pc1.cxc                      # play the series
+  cryoscape pc-traversal 00_vae/z.50.pkl --volumes            # a cryoDRGN run as it is (its z file or folder)
 
-Differences from cryoDRGN: the run folder replaces the z file; PCs are 1-based (--pc, also --dim); maps are
-made directly with --volumes (no separate eval_vol step); -o is a folder (with several PCs, a subfolder each).
+Differences from cryoDRGN: the run folder replaces the z file (a cryoDRGN run's z.N.pkl names its folder); PCs
+are 1-based (--pc, also --dim); maps are made directly with --volumes (no separate eval_vol step); -o is a
+folder (with several PCs, a subfolder each).
 """
 
 

@@ -21,11 +21,13 @@ examples:
   cryoscape analyze run/ --ksample 20          # writes run/analyze.<epoch>/report.html at the end
   cryoscape report run/                        # rewrite it (e.g. after adding columns)
   cryoscape report run/ --epoch 25 -o run/analyze.25
+  cryoscape report 00_vae/ --epoch 50          # a cryoDRGN run folder as it is (after cryoscape analyze)
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="run folder (or one of its weights.N.pt)")
+    parser.add_argument("run", metavar="RUN",
+                        help="run folder (or one of its weights.N.pt), or a cryoDRGN run folder")
     parser.add_argument("--epoch", type=int, default=None, help="epoch (default: the latest)")
     parser.add_argument("-o", "--outdir", default=None,
                         help="analysis folder to read and write report.html into (default RUN/analyze.<epoch>)")

@@ -38,11 +38,13 @@ examples:
   cryoscape select run/ --threshold 'pc1>1.5' --threshold 'norm<3' -o tail
   cryoscape select run/ --from-file selection_12345.txt -o lasso --validate
   cryoscape write-star particles.star --ind state_a.txt -o state_a.star
+  cryoscape select 00_vae/ --epoch 50 --kmeans 20 --clusters 3   # a cryoDRGN run folder as it is
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="run folder of train-vae (or one of its weights.N.pt)")
+    parser.add_argument("run", metavar="RUN",
+                        help="run folder of train-vae (or one of its weights.N.pt), or a cryoDRGN run folder")
     parser.add_argument("--epoch", type=int, default=None, help="epoch to use (default: the latest)")
     parser.add_argument("-o", "--out", default=None,
                         help="output name: writes OUT.txt and OUT_inverse.txt (default: "
@@ -128,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             pcs = fit_pca(z).transform(z)
         masks.append((f"threshold {threshold}", threshold.mask(z, pcs)))
     if args.state:
-        folder = Path(args.landscape_dir) if args.landscape_dir else run_.path / f"landscape.{run_.epoch}"
+        folder = Path(args.landscape_dir) if args.landscape_dir else run_.landscape_dir
         states = filtering.read_labels(folder / "labels.txt", n, "landscape state labels",
                                        fix="run `cryoscape analyze-landscape RUN` first, for the same epoch")
         masks.append((f"landscape states {args.state}", filtering.ids_mask(states, args.state, "states")))

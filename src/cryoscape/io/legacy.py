@@ -14,7 +14,9 @@ File layouts (cryoDRGN)
 * CTF pickle: float32 array (N, 9): box (px), pixel size (Å), defocus U (Å), defocus V (Å), defocus angle (°),
   voltage (kV), Cs (mm), amplitude contrast, phase shift (°).
 * index pickle: 1-D integer array of 0-based particle indices.
-* latent pickle (``z.N.pkl``): float32 array (N, zdim).
+* latent pickle (``z.N.pkl``): float32 array (N, zdim) of latent means; ``train_vae`` writes a second pickle
+  into the same file right after it, the log-variances (N, zdim) (:func:`read_z_pickle` reads the means,
+  :func:`read_latent_pickle` both).
 
 Written pickles use protocol 4 and contain only numpy arrays and tuples, so cryoDRGN reads them back.
 """
@@ -80,17 +82,34 @@ class RestrictedUnpickler(pickle.Unpickler):
 def load_pickle(path: str | os.PathLike) -> Any:
     """Load a pickle restricted to numpy arrays, tuples, lists, dicts and basic types.
 
+    Only the first pickle of the file is read (see :func:`load_pickles` for files holding several).
+
     Raises
     ------
     InputError
         Missing file, or a pickle that names anything else (nothing in it is executed), or a corrupt pickle.
     """
-    path = Path(path)
+    return _unpickle(Path(path), first_only=True)[0]
+
+
+def load_pickles(path: str | os.PathLike) -> list[Any]:
+    """Every pickle written one after the other into one file (e.g. cryoDRGN's ``z.N.pkl``), in order.
+
+    Restricted as :func:`load_pickle`; a file that ends inside a pickle raises
+    :class:`~cryoscape.errors.InputError`.
+    """
+    return _unpickle(Path(path), first_only=False)
+
+
+def _unpickle(path: Path, first_only: bool) -> list[Any]:
     if not path.is_file():
         raise InputError("file not found", path=path, fix="check the path")
     data = path.read_bytes()
+    stream = io.BytesIO(data)
+    objects: list[Any] = []
     try:
-        return RestrictedUnpickler(io.BytesIO(data)).load()
+        while not objects or (not first_only and stream.tell() < len(data)):
+            objects.append(RestrictedUnpickler(stream).load())
     except RefusedGlobal as exc:
         raise InputError(f"unsafe or unsupported pickle content: {exc}", path=path,
                          fix="only pickles of numpy arrays/tuples (cryoDRGN pose, CTF, index, z files) are "
@@ -100,6 +119,7 @@ def load_pickle(path: str | os.PathLike) -> Any:
         detail = " ".join(str(exc).split())[:200]
         raise InputError(f"not a readable pickle ({type(exc).__name__}: {detail})", path=path,
                          fix="check that the file is a complete cryoDRGN .pkl") from exc
+    return objects
 
 
 def _save_pickle(path: str | os.PathLike, obj: Any) -> Path:
@@ -282,6 +302,33 @@ def read_z_pickle(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"latent encodings must be an (N, zdim) array, got shape {z.shape}", path=path,
                          fix="give a cryoDRGN z.<epoch>.pkl file")
     return z.astype(np.float32)
+
+
+def read_latent_pickle(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read cryoDRGN ``train_vae``'s ``z.N.pkl``: the latent means, then the log-variances.
+
+    Returns
+    -------
+    mean, logvar : ndarray, shape (N, zdim), float32
+        Rows in the order of the particles cryoDRGN trained on.
+
+    Raises
+    ------
+    InputError
+        Not two (N, zdim) float arrays of the same shape (e.g. a z file holding only means).
+    """
+    path = Path(path)
+    objects = load_pickles(path)
+    if len(objects) != 2:
+        raise InputError(f"expected two pickled arrays (latent means, then log-variances), found {len(objects)}",
+                         path=path, fix="give the z.N.pkl written by cryodrgn train_vae")
+    mean, logvar = (_float_array(obj, path, what) for obj, what in zip(objects, ("latent means",
+                                                                                 "latent log-variances")))
+    mean, logvar = (a[:, None] if a.ndim == 1 else a for a in (mean, logvar))
+    if mean.ndim != 2 or mean.shape != logvar.shape:
+        raise InputError(f"latent means {mean.shape} and log-variances {logvar.shape} are not two (N, zdim) "
+                         "arrays of one shape", path=path, fix="give the z.N.pkl written by cryodrgn train_vae")
+    return mean.astype(np.float32), logvar.astype(np.float32)
 
 
 def write_z_pickle(path: str | os.PathLike, z: np.ndarray) -> Path:

@@ -23,7 +23,10 @@ The imported model works in cryoscape's units with ``data_std = norm[1]`` (input
 values divided by data_std; the norm[0] offset is folded into the biases), so ``model.decoder.eval_volume(z,
 scale=norm[1], radius_px=...)`` reproduces cryoDRGN's ``eval_vol`` (use ``radius_px=math.inf`` for Hartley
 models — cryoDRGN fills the whole cube — and the default Nyquist sphere for Fourier models). Unsupported
-settings raise :class:`~cryoscape.errors.InputError` listing all of them.
+settings raise :class:`~cryoscape.errors.InputError` listing all of them; a tilt-series model is recognised by
+its encoder (``encode_mode: tilt``) or its tilt data (``dataset_args.ntilts``), not by the
+``model_args.tilt_params`` that cryoDRGN 3.x/4.x write into every ``train_vae`` config. A config value of the
+wrong type (e.g. ``zdim: x``) raises InputError naming the key.
 """
 
 from __future__ import annotations
@@ -98,9 +101,72 @@ def cryodrgn_checkpoint_safe_globals() -> list[Any]:
     return allowed
 
 
-def _get(section: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    value = section.get(key, default)
-    return default if value is None else value
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a name"}
+
+
+def _section(cfg: Mapping[str, Any], name: str, source: str | None, required: bool = True) -> Mapping[str, Any]:
+    """``cfg[name]`` as a mapping (an empty one when absent and not required); InputError otherwise."""
+    value = cfg.get(name)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(f"not a cryoDRGN config ({name} is missing or not a mapping)", path=source,
+                         fix="give the config.yaml of a cryoDRGN train_vae or train_nn run")
+    return value
+
+
+def _get(section: Mapping[str, Any], key: str, default: Any, kind: type, where: str, source: str | None) -> Any:
+    """``section[key]`` checked to be of ``kind`` (int, float, bool or str); ``default`` when absent or null.
+
+    Raises
+    ------
+    InputError
+        The value has another type (e.g. ``zdim: x``), naming the key and the value.
+    """
+    value = section.get(key)
+    if value is None:
+        return default
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is int and isinstance(value, float) and not isinstance(value, bool) and value.is_integer():
+        value, ok = int(value), True
+    elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise InputError(f"{where}.{key} is {value!r}, not {_KINDS[kind]}", path=source,
+                         fix="restore the value cryoDRGN wrote into config.yaml")
+    return value
+
+
+def _norm(dataset_args: Mapping[str, Any], source: str | None) -> tuple[float, float]:
+    """cryoDRGN's ``dataset_args.norm`` (mean, std) of the Hartley values; (0, 1) when absent."""
+    norm = dataset_args.get("norm")
+    if norm is None:
+        return 0.0, 1.0
+    if (not isinstance(norm, (list, tuple)) or len(norm) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in norm)
+            or not float(norm[1]) > 0):
+        raise InputError(f"dataset_args.norm is {norm!r}, not [mean, std] with std > 0", path=source,
+                         fix="restore the value cryoDRGN wrote into config.yaml")
+    return float(norm[0]), float(norm[1])
+
+
+def _tilt_settings(cfg: Mapping[str, Any], model_args: Mapping[str, Any], dataset_args: Mapping[str, Any],
+                   encode_mode: str) -> list[str]:
+    """The settings that make a cryoDRGN model a tilt-series (or tilt-pair) model, described.
+
+    cryoDRGN 3.x/4.x write ``model_args.tilt_params`` (its defaults) into every ``train_vae`` config; a model
+    is a tilt-series model only when its encoder encodes tilt series (``encode_mode: tilt``, whose data add
+    ``dataset_args.ntilts``). Older versions marked tilt-pair training with a ``tilt`` entry.
+    """
+    found = []
+    if encode_mode == "tilt":
+        found.append("encode_mode='tilt' (tilt-series encoder)")
+    elif dataset_args.get("ntilts") is not None:
+        found.append(f"dataset_args.ntilts={dataset_args['ntilts']!r} (tilt-series particles)")
+    for where, section in (("model_args", model_args), ("dataset_args", dataset_args), ("", cfg)):
+        if section.get("tilt"):
+            found.append(f"{where + '.' if where else ''}tilt={section['tilt']!r} (tilt-pair encoder)")
+    return found
 
 
 def cryodrgn_model_config(cfg: Mapping[str, Any], source: str | None = None) -> tuple[ModelConfig, int]:
@@ -109,63 +175,70 @@ def cryodrgn_model_config(cfg: Mapping[str, Any], source: str | None = None) -> 
     Raises
     ------
     InputError
-        Listing every unsupported setting.
+        A value of the wrong type (naming the key), or listing every unsupported setting.
     """
     problems: list[str] = []
-    model_args = cfg.get("model_args")
-    lattice_args = cfg.get("lattice_args")
-    if not isinstance(model_args, Mapping) or not isinstance(lattice_args, Mapping):
-        raise InputError("not a cryoDRGN config (model_args/lattice_args missing)", path=source,
+    if not isinstance(cfg, Mapping):
+        raise InputError("not a cryoDRGN config (not a mapping)", path=source,
                          fix="give the config.yaml of a cryoDRGN train_vae or train_nn run")
-    lattice_d = int(lattice_args.get("D", 0))
-    extent = float(_get(lattice_args, "extent", 0.5))
+    model_args = _section(cfg, "model_args", source)
+    lattice_args = _section(cfg, "lattice_args", source)
+    dataset_args = _section(cfg, "dataset_args", source, required=False)
+    lattice_d = _get(lattice_args, "D", 0, int, "lattice_args", source)
+    extent = _get(lattice_args, "extent", 0.5, float, "lattice_args", source)
+    _get(lattice_args, "ignore_DC", True, bool, "lattice_args", source)  # read by the encoder import
     if lattice_d < 5 or lattice_d % 2 == 0:
         problems.append(f"lattice D={lattice_d} (expected an odd lattice, box + 1)")
     if not math.isclose(extent, 0.5):
         problems.append(f"lattice extent={extent} (only 0.5)")
     box = lattice_d - 1
-    heterogeneous = "qlayers" in model_args or int(model_args.get("zdim") or 0) > 0
-    zdim = int(_get(model_args, "zdim", 0)) if heterogeneous else 0
-    pe_type = str(_get(model_args, "pe_type", "geom_lowf"))
-    domain = str(_get(model_args, "domain", "fourier"))
-    activation = str(_get(model_args, "activation", "relu"))
+    zdim = _get(model_args, "zdim", 0, int, "model_args", source)
+    heterogeneous = "qlayers" in model_args or zdim > 0
+    pe_type = _get(model_args, "pe_type", "geom_lowf", str, "model_args", source)
+    domain = _get(model_args, "domain", "fourier", str, "model_args", source)
+    activation = _get(model_args, "activation", "relu", str, "model_args", source)
+    feat_sigma = _get(model_args, "feat_sigma", 0.5, float, "model_args", source)
+    pe_dim = _get(model_args, "pe_dim", None, int, "model_args", source)
     if pe_type not in _PE_SUPPORTED:
         problems.append(f"pe_type={pe_type!r} (supported: {', '.join(_PE_SUPPORTED)})")
     if domain not in ("hartley", "fourier"):
         problems.append(f"domain={domain!r}")
     if domain == "fourier" and pe_type == "none":
         problems.append("domain=fourier with pe_type=none (its volumes are not Hermitian on kz = 0)")
-    norm = (cfg.get("dataset_args") or {}).get("norm") or [0.0, 1.0]
-    if domain == "fourier" and float(norm[0]) != 0.0:
-        problems.append(f"domain=fourier with norm mean {norm[0]} (added outside the sphere by cryoDRGN)")
+    norm_mean, _ = _norm(dataset_args, source)
+    if domain == "fourier" and norm_mean != 0.0:
+        problems.append(f"domain=fourier with norm mean {norm_mean} (added outside the sphere by cryoDRGN)")
     if activation not in _ACTIVATIONS:
         problems.append(f"activation={activation!r} (supported: relu, leaky_relu)")
     if heterogeneous:
-        encode_mode = str(_get(model_args, "encode_mode", "resid"))
-        if encode_mode not in ("resid", "mlp"):
+        encode_mode = _get(model_args, "encode_mode", "resid", str, "model_args", source)
+        tilt = _tilt_settings(cfg, model_args, dataset_args, encode_mode)
+        problems.extend(tilt)
+        if encode_mode not in ("resid", "mlp", "tilt"):
             problems.append(f"encode_mode={encode_mode!r} (supported: resid, mlp)")
-        if model_args.get("tilt") or cfg.get("tilt") or model_args.get("tilt_params"):
-            problems.append("tilt-series encoder")
-        enc_layers, enc_dim = int(_get(model_args, "qlayers", 3)), int(_get(model_args, "qdim", 256))
-        dec_layers, dec_dim = int(_get(model_args, "players", 3)), int(_get(model_args, "pdim", 256))
-        enc_mask = int(_get(model_args, "enc_mask", -1))
+        enc_layers = _get(model_args, "qlayers", 3, int, "model_args", source)
+        enc_dim = _get(model_args, "qdim", 256, int, "model_args", source)
+        dec_layers = _get(model_args, "players", 3, int, "model_args", source)
+        dec_dim = _get(model_args, "pdim", 256, int, "model_args", source)
+        enc_mask = _get(model_args, "enc_mask", -1, int, "model_args", source)
         if enc_mask != -1 and not 0 < enc_mask <= box // 2:
             problems.append(f"enc_mask={enc_mask}")
         enc_radius = float(box) if enc_mask == -1 else float(enc_mask)
     else:
+        problems.extend(_tilt_settings(cfg, model_args, dataset_args, ""))
         enc_layers, enc_dim = 1, 1
-        dec_layers = int(_get(model_args, "layers", _get(model_args, "players", 3)))
-        dec_dim = int(_get(model_args, "dim", _get(model_args, "pdim", 256)))
+        dec_layers = _get(model_args, "layers", _get(model_args, "players", 3, int, "model_args", source), int,
+                          "model_args", source)
+        dec_dim = _get(model_args, "dim", _get(model_args, "pdim", 256, int, "model_args", source), int,
+                       "model_args", source)
         enc_radius = None
     if problems:
         raise InputError("cannot reproduce this cryoDRGN model exactly; unsupported: " + "; ".join(problems),
                          path=source, fix="retrain with supported settings or with cryoscape")
-    pe_dim = model_args.get("pe_dim")
     config = ModelConfig(
-        zdim=zdim, enc_dim=enc_dim, enc_layers=enc_layers,
+        zdim=zdim if heterogeneous else 0, enc_dim=enc_dim, enc_layers=enc_layers,
         dec_dim=dec_dim, dec_layers=dec_layers,
-        pe_type=pe_type, pe_dim=None if pe_dim is None else int(pe_dim),
-        feat_sigma=float(_get(model_args, "feat_sigma", 0.5)),
+        pe_type=pe_type, pe_dim=pe_dim, feat_sigma=feat_sigma,
         domain="hartley_full" if domain == "hartley" else domain, activation=activation,
         encoder_input="hartley", enc_mask_radius_px=enc_radius, seam_band_px=0.0)
     return config, box
@@ -228,7 +301,7 @@ def _feature_permutation(pe_type: str, n_freq_cols: int) -> torch.Tensor:
 
 
 def import_cryodrgn(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor],
-                    source: str | None = None) -> CryoDRGNImport:
+                    source: str | None = None, config_source: str | None = None) -> CryoDRGNImport:
     """Build the cryoscape model equivalent to a cryoDRGN model.
 
     Parameters
@@ -238,7 +311,9 @@ def import_cryodrgn(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tenso
     state_dict : mapping of str → torch.Tensor
         ``checkpoint["model_state_dict"]`` of cryoDRGN's ``weights.pkl`` (or the checkpoint itself).
     source : str, optional
-        File name used in error messages.
+        File name used in error messages (the weights).
+    config_source : str, optional
+        File name used in error messages about the config's values (default ``source``).
 
     Returns
     -------
@@ -246,10 +321,10 @@ def import_cryodrgn(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tenso
     """
     if "model_state_dict" in state_dict:
         state_dict = state_dict["model_state_dict"]  # type: ignore[assignment]
-    config, box = cryodrgn_model_config(cfg, source)
-    dataset_args = cfg.get("dataset_args") or {}
-    norm = dataset_args.get("norm") or [0.0, 1.0]
-    norm_mean, norm_std = float(norm[0]), float(norm[1])
+    cfg_source = source if config_source is None else config_source
+    config, box = cryodrgn_model_config(cfg, cfg_source)
+    dataset_args = _section(cfg, "dataset_args", cfg_source, required=False)
+    norm_mean, norm_std = _norm(dataset_args, cfg_source)
     offset = norm_mean / norm_std  # cryoDRGN normalised value = ours − offset
 
     hetero = config.zdim > 0
@@ -313,9 +388,9 @@ def import_cryodrgn(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tenso
     model.eval()
     return CryoDRGNImport(
         model=model, config=config, box_size=box, data_std=norm_std,
-        invert_data=bool(dataset_args.get("invert_data", True)),
-        window=bool(dataset_args.get("window", True)),
-        window_r=float(dataset_args.get("window_r", 0.85) or 0.85),
+        invert_data=_get(dataset_args, "invert_data", True, bool, "dataset_args", cfg_source),
+        window=_get(dataset_args, "window", True, bool, "dataset_args", cfg_source),
+        window_r=_get(dataset_args, "window_r", 0.85, float, "dataset_args", cfg_source),
         volume_radius_px=math.inf if config.domain == "hartley_full" else box / 2)
 
 
@@ -325,9 +400,8 @@ Any],
     """Copy cryoDRGN's encoder weights, remapping the (D+1)² lattice input columns onto our masked D²
     input."""
     lattice_d = box + 1
-    model_args = cfg["model_args"]
-    enc_mask = int(_get(model_args, "enc_mask", -1))
-    ignore_dc = bool(cfg["lattice_args"].get("ignore_DC", True))
+    enc_mask = _get(cfg["model_args"], "enc_mask", -1, int, "model_args", source)
+    ignore_dc = _get(cfg["lattice_args"], "ignore_DC", True, bool, "lattice_args", source)
     # cryoDRGN input columns: lattice points (y, x), row-major, inside the disc, DC removed if ignore_DC
     j = torch.arange(lattice_d) - box // 2
     jy, jx = torch.meshgrid(j, j, indexing="ij")
