@@ -27,3 +27,12 @@ def cryodrgn_runs_dir() -> Path:
     if not RUNS_431.is_dir():
         pytest.skip(f"fixture folder {RUNS_431} is absent (it lives in ../shared beside the checkout)")
     return RUNS_431
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Caches a run writes (the measured CPU precision) go to a folder of the test session, not the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CRYOSCAPE_CACHE_DIR", str(tmp_path_factory.mktemp("cryoscape_cache")))
+    yield
+    mp.undo()

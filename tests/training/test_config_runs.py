@@ -60,6 +60,20 @@ def test_learning_rate_default_depends_on_the_model_and_is_stored_as_a_number(tm
     assert train_config_from_dict({"lr": 1e-4, "model": {"zdim": 8}}).lr == 1e-4
 
 
+def test_batch_size_default_depends_on_the_device_and_is_stored_as_a_number(tmp_path):
+    from cryoscape.training.config import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE_GPU
+
+    assert (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE_GPU) == (8, 16)
+    config = TrainConfig(model=ModelConfig(zdim=2))
+    assert config.batch_size is None  # resolved when training starts, by the device
+    assert config.for_device("cpu").batch_size == 8
+    assert config.for_device("cuda").batch_size == config.for_device("cuda:1").batch_size == 16
+    assert TrainConfig(batch_size=32).for_device("cuda").batch_size == 32  # a given size is kept
+    run = RunDir(tmp_path)
+    run.save_config(config.for_device("cpu"))
+    assert "batch_size: 8" in run.config_path.read_text()  # a run keeps the size it trained with
+
+
 def test_learning_rate_flag_defaults_per_command():
     from cryoscape.cli.main import build_parser
     from cryoscape.cli.train_vae import config_from_args

@@ -21,12 +21,16 @@ differences from cryoDRGN (same option names otherwise):
                cryoDRGN's Hartley cost per image. --domain hartley_full is cryoDRGN's --domain hartley decoder
                (one value, evaluated at k and -k): twice our default's cost per image; its latent tends to
                organise in fewer epochs (measured figures: benchmarks/results/vs_cryodrgn*.json).
+  batch        -b defaults to 8 on a CPU, as cryoDRGN's, and to 16 on a GPU, where it reaches cryoDRGN's
+               accuracy soonest (larger batches run more images/s but learn less per epoch).
   seed         --seed defaults to 0, so a run is reproducible (cryoDRGN draws a random seed).
   lr           --lr defaults to 3e-4 for train-vae (cryoDRGN 1e-4): the default decoder's latent then organises
                in as few epochs as cryoDRGN's Hartley decoder's at 1e-4. train-nn keeps 1e-4.
-  precision    --amp (default on): bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and on GPUs
-               of compute capability >= 8.0, fp16 with loss scaling on older GPUs; fp32 weights and loss;
-               cryoDRGN uses AMP on GPUs only. Reruns and resumes with the same seed
+  precision    automatic: bf16 autocast on GPUs of compute capability >= 8.0 (fp16 with loss scaling on older
+               ones); on a CPU the faster of bf16 and fp32 for this model and batch, timed at the start of
+               the run and cached per machine (--amp / --no-amp force one); fp32 weights and loss; the choice
+               is kept in config.yaml (precision) for resumes. cryoDRGN uses AMP on GPUs only. Reruns and
+               resumes with the same seed
                are bit-identical on the same machine (cryoscape runs Intel MKL in its alignment-independent
                mode, MKL_CBWR=AUTO,STRICT, unless MKL_CBWR is set).
   poses/CTF    read straight from a .star/.cs PARTICLES file (no parse step); --poses/--ctf also take .pkl.
@@ -77,7 +81,13 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
     """Options of train-vae (``heterogeneous``) or train-nn; dests equal the config field names."""
     from cryoscape.cli.common import add_particle_arguments
     from cryoscape.models.config import DOMAINS, FIRST_LAYER_INITS, ModelConfig
-    from cryoscape.training.config import DataConfig, TrainConfig, default_lr
+    from cryoscape.training.config import (
+        DEFAULT_BATCH_SIZE,
+        DEFAULT_BATCH_SIZE_GPU,
+        DataConfig,
+        TrainConfig,
+        default_lr,
+    )
 
     t, m, d = TrainConfig(), ModelConfig(), DataConfig()
     parser.add_argument(
@@ -118,8 +128,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         "--batch-size",
         dest="batch_size",
         type=int,
-        default=t.batch_size,
-        help="images per step per process (default %(default)s)",
+        default=None,
+        help=f"images per step per process (default {DEFAULT_BATCH_SIZE} on a CPU, {DEFAULT_BATCH_SIZE_GPU} on a GPU; "
+        "with --resume: the run's)",
     )
     lr = default_lr(m.zdim if heterogeneous else 0)
     g.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {lr:g}; cryoDRGN 1e-4)")
@@ -165,8 +176,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, heterogeneous: bo
         "--amp",
         dest="amp",
         action=argparse.BooleanOptionalAction,
-        default=t.amp,
-        help="bf16 autocast on CPUs with native bf16, bf16 or fp16 AMP on GPUs (default on)",
+        default=None,
+        help="--amp: reduced precision (bf16 autocast; fp16 on GPUs older than Ampere), --no-amp: fp32; default "
+        "auto: bf16 on a GPU, and on a CPU the faster of bf16 and fp32, timed on this run's model and batch "
+        "at its start (cached per machine)",
     )
     g.add_argument("--seed", type=int, default=t.seed, help="random seed (default %(default)s)")
     g.add_argument(
@@ -439,7 +452,7 @@ def config_from_args(args: argparse.Namespace, *, heterogeneous: bool):
         raise InputError(str(exc), fix="use --beta-schedule constant, linear:E or cyclic:E") from None
     for name in ("num_epochs", "batch_size", "checkpoint_every", "log_interval", "chunk_size"):
         obj = config.data if name == "chunk_size" else config
-        if getattr(obj, name) < 1:
+        if getattr(obj, name) is not None and getattr(obj, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(obj, name)}")
     if config.data.num_workers < 0:
         raise InputError(f"--num-workers must be >= 0, got {config.data.num_workers}",

@@ -18,13 +18,23 @@ from cryoscape.configio import dataclass_from_mapping
 from cryoscape.models.config import ModelConfig
 
 # Defaults that differ from cryoDRGN are listed by the commands' --help (cli/train_vae.py).
+#: Images per step when ``batch_size`` is not given: on a CPU (cryoDRGN's 8) and on a CUDA GPU, where the step at 8
+#: images is bound by per-step overhead; 16 reached cryoDRGN's accuracy in the least time among 8, 16, 32, 64
+#: and 128 (README, "Training on a GPU"; ``benchmarks/results/gpu_time_to_accuracy.json``).
 DEFAULT_BATCH_SIZE = 8
+DEFAULT_BATCH_SIZE_GPU = 16
 #: Adam learning rate when ``lr`` is not given: a VAE (zdim > 0; cryoDRGN's default is 1e-4) and a homogeneous
 #: model (train-nn, as cryoDRGN).
 DEFAULT_LR = 3e-4
 DEFAULT_LR_HOMOGENEOUS = 1e-4
 #: ``data.data_std_windowed`` of configs that predate the field (their data_std came from windowed images).
 LEGACY_DATA_STD_WINDOWED = True
+
+
+def default_batch_size(device: str) -> int:
+    """The batch size of a config without ``batch_size`` on ``device`` (a torch device type or name):
+    :data:`DEFAULT_BATCH_SIZE_GPU` on CUDA, else :data:`DEFAULT_BATCH_SIZE`."""
+    return DEFAULT_BATCH_SIZE_GPU if str(device).split(":")[0] == "cuda" else DEFAULT_BATCH_SIZE
 
 
 def default_lr(zdim: int) -> float:
@@ -114,8 +124,10 @@ class TrainConfig:
         Particles and image preparation.
     num_epochs : int
         Epochs to train (``-n``).
-    batch_size : int
-        Images per optimisation step (``-b``; per process under torchrun).
+    batch_size : int or None
+        Images per optimisation step (``-b``; per process under torchrun). None (the default) resolves when
+        training starts, by the device it runs on (:func:`default_batch_size`: 8 on CPU, 16 on a GPU), and a
+        run's ``config.yaml`` keeps the number.
     lr : float or None
         Adam learning rate. None (the default) resolves, when the config is made, to :data:`DEFAULT_LR` (3e-4)
         for a VAE (``model.zdim > 0``) and :data:`DEFAULT_LR_HOMOGENEOUS` (1e-4, cryoDRGN's) for a homogeneous
@@ -135,10 +147,16 @@ class TrainConfig:
         cryoDRGN), the radius of the sphere maps are decoded in, so that no decoded voxel is left untrained
         (with D/2 - 1, 9 % of the sphere's voxels at D = 64 were never fitted; measured in
         ``benchmarks/trained_radius.py``).
-    amp : bool
-        Mixed precision: bf16 autocast on CPUs with native bf16, CUDA AMP on GPUs; weights and loss in fp32.
-        Reruns with the same seed are bit-identical on the same machine in fp32 and, with
-        ``MKL_CBWR=AUTO,STRICT`` (set by the ``cryoscape`` command), in bf16 (see training.loop).
+    amp : bool or None
+        Mixed precision (weights and loss stay fp32). None ("auto", the default): on a GPU bf16 (fp16 with loss
+        scaling before compute capability 8.0); on a CPU the faster of bf16 autocast and fp32, timed on the
+        run's own model and first batch at its start and cached per machine (``training.precision_choice``).
+        True forces the reduced precision, False fp32. Reruns with the same seed are bit-identical on the same
+        machine in fp32 and, with ``MKL_CBWR=AUTO,STRICT`` (set by the ``cryoscape`` command), in bf16 (see
+        training.loop).
+    precision : str or None
+        *Resolved*: the precision the run trains in (``fp32``, ``bf16`` or ``fp16``), decided from ``amp`` when
+        it starts and kept by a resumed run (unless ``--amp``/``--no-amp`` is given again).
     seed : int
         Seed of model initialisation, shuffling and reparameterisation noise.
     checkpoint_every : int
@@ -165,13 +183,14 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     num_epochs: int = 20
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int | None = None
     lr: float | None = None
     weight_decay: float = 0.0
     beta: float | None = None
     beta_schedule: str = "constant"
     loss_radius_px: float | None = None
-    amp: bool = True
+    amp: bool | None = None
+    precision: str | None = None
     seed: int = 0
     checkpoint_every: int = 1
     log_interval: int = 1000
@@ -189,6 +208,12 @@ class TrainConfig:
             raise InputError(f"freq_march_epochs={self.freq_march_epochs!r} must be a number of epochs >= 0")
         if isinstance(self.freq_march_start_px, bool) or not self.freq_march_start_px > 0:
             raise InputError(f"freq_march_start_px={self.freq_march_start_px!r} must be a radius > 0 (pixels)")
+
+    def for_device(self, device: str) -> TrainConfig:
+        """This config with the device-dependent defaults resolved (``batch_size``, :func:`default_batch_size`)."""
+        if self.batch_size is not None:
+            return self
+        return dataclasses.replace(self, batch_size=default_batch_size(device))
 
     def effective_beta(self) -> float:
         """The KL weight: ``beta`` or 1/zdim (0 for a homogeneous model)."""

@@ -151,8 +151,9 @@ def make_dataset(config: TrainConfig, particles: ParticleSet) -> HartleyDataset:
 
 
 def use_amp(config: TrainConfig, device: torch.device) -> bool:
-    """Whether to autocast: asked for, and the device has fast reduced precision."""
-    if not config.amp:
+    """Whether inference (latents, eval-images) autocasts: not refused (``amp`` False), and the device has fast
+    reduced precision."""
+    if config.amp is False:
         return False
     helps = amp_helps(device)
     if not helps:
@@ -586,6 +587,7 @@ def _agree(error: BaseException | None, ctx: distributed.DistContext) -> None:
 
 def _fit(config, out_dir, particles, resume_from, ctx, changes, overwrite, model_kind, command) -> FitResult:
     config, start = _resolve_start(config, resume_from, changes, model_kind)
+    config = config.for_device(ctx.device.type)  # a batch size not given: the device's default
     run = RunDir(Path(out_dir) if out_dir is not None else start.checkpoint.parent)
     error: BaseException | None = None
     if ctx.is_main:
@@ -665,6 +667,35 @@ def _nonfinite_error(run: RunDir, dataset, check: StepTotals, batch, epoch: int,
     )
 
 
+def _training_precision(config: TrainConfig, state, loss_module: ReconstructionObjective, dataset, ctx):
+    """(config with ``precision`` decided, its AmpPolicy): the run's stored precision, or the choice of
+    ``training.precision_choice`` (a CPU run with ``amp`` auto times its own step in each precision)."""
+    from cryoscape.training import precision_choice as pc
+
+    device = ctx.device
+    saved = None if state is None else (state.get("config") or {})
+    amp_changed = saved is not None and saved.get("amp", True) != config.amp
+    usable = config.precision is not None and not (config.precision == "fp16" and device.type == "cpu")
+    if usable and not amp_changed:
+        choice = pc.PrecisionChoice(config.precision, "the run's own" if saved is not None else "as given", {})
+    else:
+        legacy = saved is not None and not amp_changed and "precision" not in saved
+        measure = key = None
+        if device.type == "cpu" and config.amp is None and not legacy and ctx.world_size == 1:
+            batch = dataset.get_batch(np.arange(min(int(config.batch_size), len(dataset)))).to(device)
+
+            def measure(name: str) -> float:
+                return pc.time_steps(loss_module, batch, name, device)
+
+            key = pc.cache_key({**to_dict(config.model), "box": config.data.box_size,
+                                "loss_radius": config.loss_radius(int(config.data.box_size))}, config.batch_size)
+        choice = pc.choose_precision(config.amp, device, legacy=legacy, measure=measure, key=key)
+        config = dataclasses.replace(config, precision=choice.precision)
+    if ctx.is_main:
+        log.info("precision: %s (%s)", choice.precision, choice.reason)
+    return config, amp_policy(device, choice.precision)
+
+
 def _band_error(epoch: int, b: int) -> TrainingError:
     """The error of a seam-band bound that was too small (``TrainStep`` found an overflow by batch ``b``)."""
     return TrainingError(
@@ -704,7 +735,6 @@ def _train(
     from cryoscape.progress import progress
 
     device = ctx.device
-    policy = amp_policy(device, use_amp(config, device))  # CUDA: bf16 where native, else fp16 with a GradScaler
     dataset = make_dataset(config, particles)
     loss_module = build_loss_module(config).to(device)
     optimizer = make_optimizer(loss_module.parameters(), config.lr, config.weight_decay, device)  # fused on CUDA
@@ -723,7 +753,9 @@ def _train(
             generator.manual_seed(fresh)
         torch.set_rng_state(state["rng"]["torch"])
         start_epoch = int(state["epoch"])
+    config, policy = _training_precision(config, state, loss_module, dataset, ctx)
     if ctx.is_main:
+        run.save_config(config)  # with the precision decided
         _write_missing_outputs(run, loss_module, dataset, config, device, state)
     distributed.barrier(ctx)
     if start_epoch >= config.num_epochs:
