@@ -258,6 +258,8 @@ class CryoDRGNRunDir(RunDir):
         The run's cryoDRGN config (default ``config.yaml``, else ``config.pkl``, in the folder).
     """
 
+    writable = False
+
     def __init__(self, path: str | os.PathLike, config: str | os.PathLike | None = None):
         super().__init__(path)
         if config is None:

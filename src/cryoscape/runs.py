@@ -128,6 +128,13 @@ class RunDir:
         found = self.epochs()
         return found[-1] if found else None
 
+    #: Whether cryoscape may write this folder (False for a cryoDRGN run read as it is).
+    writable = True
+
+    def holds_cryodrgn_run(self) -> bool:
+        """Whether the folder holds cryoDRGN checkpoints (``weights.N.pkl``): its files are cryoDRGN's."""
+        return self.path.is_dir() and any(re.match(r"^weights\.\d+\.pkl$", p.name) for p in self.path.iterdir())
+
     def holds_run(self) -> bool:
         """Whether the folder already holds a training run (``config.yaml`` or a ``weights.N.pt``)."""
         return self.config_path.is_file() or bool(self.epochs())
@@ -152,7 +159,7 @@ class RunDir:
         Other files in the folder are left alone. A folder holding cryoDRGN checkpoints (``weights.N.pkl``) is
         refused: its ``config.yaml``, ``run.log`` and ``analyze.N`` are cryoDRGN's.
         """
-        if self.path.is_dir() and any(re.match(r"^weights\.\d+\.pkl$", p.name) for p in self.path.iterdir()):
+        if self.holds_cryodrgn_run():
             raise InputError("the folder holds a cryoDRGN run (weights.N.pkl), whose files cryoscape never deletes",
                              path=self.path, fix="give another output folder")
         removed = self.run_files(after_epoch)

@@ -202,3 +202,16 @@ def test_pixel_size_when_the_ctf_file_is_not_found(cryodrgn_runs_dir, tmp_path, 
     assert read_mrc(run / "traversals.2" / "pc1" / "vol_001.mrc")[1].voxel_size_angstrom == pytest.approx(5.0)
     assert main(["analyze", str(run), "1", "--epoch", "2", "--skip-vol"]) == 2
     assert "two epochs given: EPOCH 1 and --epoch 2" in capsys.readouterr().err
+
+
+def test_training_refuses_to_resume_or_overwrite_a_cryodrgn_folder(runs, capsys):
+    root, _ = runs
+    folder = root / "vae_fourier"
+    assert main(["train-vae", "--resume", str(folder), "-n", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "not trained further" in err and "cryoscape import-cryodrgn" in err
+    assert main(["train-vae", str(root / "particles.star"), "--zdim", "2", "-n", "1", "-o", str(folder)]) == 2
+    assert "holds a cryoDRGN run" in capsys.readouterr().err
+    assert main(["train-vae", str(root / "particles.star"), "--zdim", "2", "-n", "1", "-o", str(folder),
+                 "--overwrite"]) == 2
+    _unchanged(runs)

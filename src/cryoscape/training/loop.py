@@ -515,6 +515,11 @@ def _resolve_start(config, resume_from, changes, model_kind) -> tuple[TrainConfi
         options = dict(changes) if changes else {}
         return with_absolute_paths(config), _Start(None, None, [], options)
     run_in, epoch_in = find_run(resume_from)
+    if not run_in.writable:
+        raise InputError(
+            "a cryoDRGN run folder is read as it is, not trained further", path=run_in.path,
+            fix=f"import it first (cryoscape import-cryodrgn {run_in.path / 'config.yaml'} "
+            f"{run_in.path}/weights.N.pkl -o NEW/), then train-vae --resume NEW/")
     epoch_in = run_in.resolve_epoch(epoch_in)
     ckpt_path = run_in.weights_path(epoch_in)
     state = load_checkpoint_file(ckpt_path)
@@ -543,6 +548,9 @@ def _check_folder(run: RunDir, start: _Start, overwrite: bool) -> None:
     if overwrite:
         return
     later = _later_epochs(run, start)
+    if later is None and run.holds_cryodrgn_run():
+        raise InputError("the folder holds a cryoDRGN run (weights.N.pkl), which cryoscape never overwrites",
+                         path=run.path, fix="give another -o")
     if later is None and run.holds_run():
         epochs = run.epochs()
         held = f"weights.{epochs[0]}..{epochs[-1]}.pt" if epochs else "config.yaml"
