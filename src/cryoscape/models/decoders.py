@@ -54,15 +54,16 @@ DEFAULT_BATCH_POINTS = 4096
 #: per activation buffer).
 DEFAULT_BATCH_POINTS_CUDA = 131072
 
+#: Added to a squared radius (px²) so that lattice points exactly on a sphere's edge count as inside
+#: despite rounding.
+RADIUS_TOLERANCE_PX2 = 1e-9
+
 
 def batch_points_for(device: torch.device, batch_points: int | None) -> int:
     """``batch_points``, or the device's default (:data:`DEFAULT_BATCH_POINTS`, :data:`DEFAULT_BATCH_POINTS_CUDA`)."""
     if batch_points is not None:
         return int(batch_points)
     return DEFAULT_BATCH_POINTS_CUDA if device.type == "cuda" else DEFAULT_BATCH_POINTS
-#: Added to a squared radius (px²) so that lattice points exactly on a sphere's edge count as inside
-#: despite rounding.
-RADIUS_TOLERANCE_PX2 = 1e-9
 
 
 def make_activation(name: str) -> nn.Module:
@@ -151,11 +152,11 @@ class _InferenceStack:
     """First-layer activation and :func:`residual_stack` (ReLU) for inference, in two reused buffers.
 
     Values equal ``residual_stack(relu(base + zproj), layers, ReLU)`` computed in ``dtype`` on the same device
-    (same operations in the same order). Each layer writes its product into the buffer it does not read
-    (``out=``), then adds the residual and applies ReLU in place, or, folded (:func:`fold_residual`), writes
-    ``relu(h @ (W + I)ᵀ + b)`` in one product: no tensor is allocated per layer. Fresh (rows, H) outputs cost a
-    new multi-megabyte allocation per layer whose first touch made the product slower on CPU (figures:
-    ``benchmarks/map_generation.py``).
+    (the same operations in the same order, so the same form, folded or not: :func:`fold_residual`). Each layer
+    writes its product into the buffer it does not read (``out=``), then adds the residual and applies ReLU in
+    place, or, folded, writes ``relu(h @ (W + I)ᵀ + b)`` in one product: no tensor is allocated per layer.
+    Fresh (rows, H) outputs cost a new multi-megabyte allocation per layer whose first touch made the product
+    slower on CPU (figures: ``benchmarks/map_generation.py``).
 
     Parameters
     ----------
