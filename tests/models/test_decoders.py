@@ -303,7 +303,11 @@ def test_first_layer_init_of_configs_written_before_the_field():
 
 @pytest.mark.parametrize("act", [torch.nn.ReLU(), torch.nn.GELU()], ids=["relu", "gelu"])
 @pytest.mark.parametrize("amp", [False, True])
-def test_fused_residual_layers_match_the_plain_composition(amp, act):
+def test_fused_residual_layers_match_the_plain_composition(amp, act, monkeypatch):
+    # the plain form (the other forms are compared with it below)
+    from cryoscape.models import decoders
+
+    monkeypatch.setattr(decoders, "residual_form", lambda device, dtype: "plain")
     torch.manual_seed(0)
     layers = torch.nn.ModuleList([torch.nn.Linear(48, 48) for _ in range(3)])
     x = torch.randn(2, 70, 48, requires_grad=True)
@@ -332,8 +336,11 @@ def test_fused_residual_layers_match_the_plain_composition(amp, act):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_inference_stack_reuses_its_buffers_and_equals_the_residual_stack(dtype):
+def test_inference_stack_reuses_its_buffers_and_equals_the_residual_stack(dtype, monkeypatch):
+    from cryoscape.models import decoders
     from cryoscape.models.decoders import _InferenceStack
+
+    monkeypatch.setattr(decoders, "residual_form", lambda device, dtype: "plain")  # the CPU stack's form
 
     torch.manual_seed(0)
     layers = torch.nn.ModuleList([torch.nn.Linear(32, 32) for _ in range(3)])
@@ -407,16 +414,20 @@ def test_host_bound_of_the_seam_band_holds_for_many_rotations():
 
 
 @pytest.mark.parametrize("amp", [False, True])
-def test_folded_residual_layers_equal_the_unfolded_ones(amp, monkeypatch):
-    # the folded form (CUDA's: one product with bias and ReLU, W + I) computes the same function
+@pytest.mark.parametrize("form", ["folded", "onednn_folded", "onednn_sum"])
+def test_every_form_of_the_residual_layers_equals_the_plain_one(amp, form, monkeypatch):
+    # the folded forms (CUDA's one product with bias and ReLU; oneDNN's with a ReLU post-op, W + I) and oneDNN's
+    # sum post-op compute the same function as the plain form
     from cryoscape.models import decoders
 
+    if form.startswith("onednn") and not decoders.onednn_linear_available():
+        pytest.skip("this PyTorch build has no oneDNN fused linear")
     torch.manual_seed(0)
     layers = torch.nn.ModuleList([torch.nn.Linear(48, 48) for _ in range(3)])
     x = torch.randn(2, 70, 48)
     results = []
-    for folded in (False, True):
-        monkeypatch.setattr(decoders, "fold_residual", lambda device, f=folded: f)
+    for chosen in ("plain", form):
+        monkeypatch.setattr(decoders, "residual_form", lambda device, dtype, f=chosen: f)
         h = x.clone().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             out = residual_stack(h.to(torch.bfloat16) if amp else h, layers, torch.nn.ReLU())
@@ -424,21 +435,37 @@ def test_folded_residual_layers_equal_the_unfolded_ones(amp, monkeypatch):
         results.append((out.float().detach(), grads))
     (out_a, grads_a), (out_b, grads_b) = results
     assert (out_a == 0).any() and (out_a > 0).any()
-    tol = 0.02 if amp else 1e-5  # bf16: W + I is rounded once, the unfolded sum once per layer
 
     def rel(a, b):
         return float((a - b).norm() / b.norm())
 
-    assert rel(out_b, out_a) < tol
+    # bf16: W + I is rounded once, the plain sum once per layer; fp32 agrees to rounding
+    assert rel(out_b, out_a) < (0.02 if amp else 1e-5)
     for a, b in zip(grads_a, grads_b, strict=True):
         assert b.abs().max() > 0 and rel(b, a) < (0.05 if amp else 1e-5)
-    # the inference stack's folded form too
-    monkeypatch.setattr(decoders, "fold_residual", lambda device: True)
+
+
+def test_forms_chosen_by_device_and_dtype():
+    from cryoscape.models import decoders
+
+    assert decoders.residual_form(torch.device("cuda"), torch.bfloat16) == "folded"
+    cpu = decoders.residual_form(torch.device("cpu"), torch.float32), decoders.residual_form(
+        torch.device("cpu"), torch.bfloat16)
+    expected = ("onednn_folded", "onednn_sum") if decoders.onednn_linear_available() else ("plain", "plain")
+    assert cpu == expected
+
+
+def test_folded_inference_stack_equals_the_folded_residual_stack(monkeypatch):
+    # CUDA's inference stack is folded: checked on CPU with the folded form forced on both
+    from cryoscape.models import decoders
+
+    torch.manual_seed(0)
+    layers = torch.nn.ModuleList([torch.nn.Linear(48, 48) for _ in range(3)])
+    monkeypatch.setattr(decoders, "residual_form", lambda device, dtype: "folded")
     stack = decoders._InferenceStack(layers, rows=140, width=48, dtype=torch.float32, device=torch.device("cpu"))
     base, zproj = torch.randn(140, 48), torch.randn(48)
     with torch.no_grad():
-        monkeypatch.setattr(decoders, "fold_residual", lambda device: False)
         want = residual_stack(torch.relu(base + zproj), layers, torch.nn.ReLU())
         got = stack.run(base, zproj)
     assert stack.folded
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert torch.equal(got, want)

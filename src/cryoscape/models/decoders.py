@@ -43,7 +43,7 @@ from torch import nn
 
 from cryoscape.geometry.fourier import iht3_center
 from cryoscape.models.config import ModelConfig
-from cryoscape.models.fused import encoded_first_layer
+from cryoscape.models.fused import encoded_first_layer, onednn_linear_available
 from cryoscape.models.positional import PositionalEncoding
 from cryoscape.models.precision import reduced_dtype
 
@@ -77,42 +77,65 @@ def make_activation(name: str) -> nn.Module:
 class _ResidualReLU(torch.autograd.Function):
     """``relu(h @ Wᵀ + b + h)`` for 2-D ``h`` with a fused forward epilogue and a fused backward.
 
-    Two forms of the same function, chosen by ``folded``:
+    Forms of the same function (:func:`residual_form` chooses by device and dtype); ``weight`` is W, or ``W + I``
+    (:func:`residual_weight`) in the folded forms, where ``h @ (W + I)ᵀ = h @ Wᵀ + h`` makes the layer one matrix
+    product with bias and ReLU (the gradient of ``W + I`` is the gradient of W):
 
-    - ``folded=False``: ``weight`` is W. The forward is ``nn.Linear`` then ``+ h`` then ``relu`` (same operations,
-      same order) with the residual and activation applied in place in the matmul's output buffer.
-    - ``folded=True``: ``weight`` is ``W + I`` (:func:`residual_weight`), so ``h @ (W + I)ᵀ = h @ Wᵀ + h`` and the
-      layer is one matrix product with bias and ReLU, ``torch._addmm_activation``: on CUDA a single cuBLASLt
-      kernel whose epilogue adds the bias and applies the ReLU, so the activations are written once. The
-      gradient of ``W + I`` is the gradient of W.
+    - ``"plain"``: ``nn.Linear`` then ``+ h`` then ``relu`` (same operations, same order), the residual and the
+      activation applied in place in the product's output buffer;
+    - ``"folded"``: ``torch._addmm_activation``: on CUDA one cuBLASLt kernel whose epilogue adds the bias and
+      applies the ReLU, so the activations are written once;
+    - ``"onednn_folded"``: the same through oneDNN's linear with a ReLU post-op (CPU, float32: ``W + I`` is exact
+      to float32 rounding there);
+    - ``"onednn_sum"``: oneDNN's linear with the residual as a sum post-op (bias and residual added to the
+      float32 accumulator, one rounding), then ReLU in place (CPU, bf16: there ``W + I`` would round the diagonal
+      to bf16's coarse spacing near 1).
 
     The backward takes the ReLU mask from the saved output and folds the residual gradient into the matrix
-    product (``g @ (W + I)``, one rounding instead of two in bf16). Tests compare values and gradients with the
-    plain composition.
+    product (``g @ (W + I)``, one rounding instead of two in bf16). Tests compare every form with the plain
+    composition.
     """
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, folded: bool) -> torch.Tensor:
-        if folded:
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, form: str) -> torch.Tensor:
+        if form == "folded":
             out = torch._addmm_activation(bias, h, weight.t())
+        elif form == "onednn_folded":
+            out = torch.ops.mkldnn._linear_pointwise(h, weight, bias, "relu", [], "")
+        elif form == "onednn_sum":
+            out = torch.ops.mkldnn._linear_pointwise.binary(h, h, weight, bias, "add").relu_()
         else:
             out = torch.addmm(bias, h, weight.t()).add_(h).relu_()
         ctx.save_for_backward(h, weight, out)
-        ctx.folded = folded
+        ctx.form = form
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         h, weight, out = ctx.saved_tensors
         grad_pre = torch.ops.aten.threshold_backward(grad, out, 0)  # grad where out > 0, else 0
-        grad_h = grad_pre.mm(weight) if ctx.folded else torch.addmm(grad_pre, grad_pre, weight)
+        if ctx.form in ("folded", "onednn_folded"):
+            grad_h = grad_pre.mm(weight)
+        elif ctx.form == "onednn_sum":
+            grad_h = torch.ops.mkldnn._linear_pointwise.binary(grad_pre, grad_pre, weight.t().contiguous(), None,
+                                                               "add")
+        else:
+            grad_h = torch.addmm(grad_pre, grad_pre, weight)
         return grad_h, grad_pre.t().mm(h), grad_pre.sum(0), None
 
 
-def fold_residual(device: torch.device) -> bool:
-    """Whether the residual layers run in the folded form (:class:`_ResidualReLU`) on ``device``: on CUDA, where
-    the product, bias and ReLU are one cuBLASLt kernel; on CPU the unfolded form."""
-    return device.type == "cuda"
+#: Forms of :class:`_ResidualReLU` whose weight argument is ``W + I``.
+FOLDED_FORMS = ("folded", "onednn_folded")
+
+
+def residual_form(device: torch.device, dtype: torch.dtype) -> str:
+    """The form of :class:`_ResidualReLU` for activations of ``dtype`` on ``device``: ``"folded"`` on CUDA,
+    ``"onednn_folded"`` (float32) or ``"onednn_sum"`` on a CPU with oneDNN's fused linear, else ``"plain"``."""
+    if device.type == "cuda":
+        return "folded"
+    if device.type == "cpu" and onednn_linear_available():
+        return "onednn_folded" if dtype == torch.float32 else "onednn_sum"
+    return "plain"
 
 
 def residual_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -126,7 +149,7 @@ def residual_stack(h: torch.Tensor, layers: nn.ModuleList, act: nn.Module) -> to
 
     The layers run in the autocast dtype when autocast is on (weights cast as ``nn.Linear`` would be; gradients
     reach the float32 weights through the cast), else in ``h``'s dtype. ReLU layers use the fused
-    :class:`_ResidualReLU` (folded on CUDA: :func:`fold_residual`); other activations the same ``addmm`` with the
+    :class:`_ResidualReLU` in the form of :func:`residual_form`; other activations the same ``addmm`` with the
     residual added in place.
     """
     shape = h.shape
@@ -134,15 +157,14 @@ def residual_stack(h: torch.Tensor, layers: nn.ModuleList, act: nn.Module) -> to
     if torch.is_autocast_enabled(h.device.type):
         dtype = torch.get_autocast_dtype(h.device.type)
     flat = h.reshape(-1, shape[-1]).to(dtype)
-    relu = isinstance(act, nn.ReLU)
-    folded = relu and fold_residual(h.device)
+    form = residual_form(h.device, dtype) if isinstance(act, nn.ReLU) else None
     with torch.autocast(device_type=h.device.type, enabled=False):
         for layer in layers:
             bias = layer.bias.to(dtype)
-            if folded:
-                flat = _ResidualReLU.apply(flat, residual_weight(layer.weight, dtype), bias, True)
-            elif relu:
-                flat = _ResidualReLU.apply(flat, layer.weight.to(dtype), bias, False)
+            if form in FOLDED_FORMS:
+                flat = _ResidualReLU.apply(flat, residual_weight(layer.weight, dtype), bias, form)
+            elif form is not None:
+                flat = _ResidualReLU.apply(flat, layer.weight.to(dtype), bias, form)
             else:
                 flat = act(torch.addmm(bias, flat, layer.weight.to(dtype).t()).add_(flat))
     return flat.reshape(shape)
@@ -151,10 +173,10 @@ def residual_stack(h: torch.Tensor, layers: nn.ModuleList, act: nn.Module) -> to
 class _InferenceStack:
     """First-layer activation and :func:`residual_stack` (ReLU) for inference, in two reused buffers.
 
-    Values equal ``residual_stack(relu(base + zproj), layers, ReLU)`` computed in ``dtype`` on the same device
-    (the same operations in the same order, so the same form, folded or not: :func:`fold_residual`). Each layer
-    writes its product into the buffer it does not read (``out=``), then adds the residual and applies ReLU in
-    place, or, folded, writes ``relu(h @ (W + I)ᵀ + b)`` in one product: no tensor is allocated per layer.
+    Values equal ``residual_stack(relu(base + zproj), layers, ReLU)`` computed in ``dtype`` with the same form
+    of the layers: on CUDA the folded one (``relu(h @ (W + I)ᵀ + b)`` in one product), elsewhere the plain one
+    (the product, then the residual and ReLU in place), the same operations in the same order. Each layer writes
+    its product into the buffer it does not read (``out=``): no tensor is allocated per layer.
     Fresh (rows, H) outputs cost a new multi-megabyte allocation per layer whose first touch made the product
     slower on CPU (figures: ``benchmarks/map_generation.py``).
 
@@ -172,7 +194,7 @@ class _InferenceStack:
     """
 
     def __init__(self, layers: nn.ModuleList, rows: int, width: int, dtype: torch.dtype, device: torch.device):
-        self.folded = fold_residual(device)
+        self.folded = residual_form(device, dtype) == "folded"
         self.params = [((residual_weight(layer.weight, dtype) if self.folded else layer.weight.to(dtype)).t(),
                         layer.bias.to(dtype)) for layer in layers]
         self.buffers = [torch.empty((rows, width), dtype=dtype, device=device) for _ in range(2)]

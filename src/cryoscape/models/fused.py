@@ -14,7 +14,8 @@ Each row's features are extended by its image's latent and a constant 1 (then ze
 
     A = [sin(phase) | cos(phase) | z | 1 | 0…]     (R, K)   compute dtype, written once per block
     V = [W | W_z | b | 0…]                          (H, K)
-    h = relu(A @ Vᵀ)                                one ``torch._addmm_activation`` (cuBLASLt: ReLU epilogue)
+    h = relu(A @ Vᵀ)                                one product with a ReLU epilogue (cuBLASLt's on CUDA through
+                                                    ``torch._addmm_activation``; oneDNN's post-op on CPU)
 
 so the (R, H) activations are written once, and the backward's single product ``gradVᵀ = Aᵀ @ G`` gives the
 gradients of W, W_z and b together. The gradient of z is the latent columns' share: ``(Σ over an image's rows of
@@ -42,6 +43,7 @@ Values and gradients equal the plain composition (fp32 to rounding; tests in ``t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import torch
@@ -55,6 +57,24 @@ KEEP_ENCODING_BYTES_CUDA = 4 << 30
 CHUNK_ROWS = 16384
 #: The feature matrix's width is rounded up to a multiple of this many columns (aligned rows for the GEMM).
 FEATURE_ALIGN = 8
+
+
+@functools.lru_cache(maxsize=1)
+def onednn_linear_available() -> bool:
+    """Whether this PyTorch build runs oneDNN's fused linear (``torch.ops.mkldnn._linear_pointwise``) on CPU, in
+    float32 and bf16, with a ReLU and with a sum post-op (checked once on tiny inputs)."""
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.ones((4, 8), dtype=dtype)
+            w = torch.eye(8, dtype=dtype)
+            b = torch.zeros(8, dtype=dtype)
+            ok = torch.equal(torch.ops.mkldnn._linear_pointwise(x, w, b, "relu", [], ""), x)
+            ok = ok and torch.equal(torch.ops.mkldnn._linear_pointwise.binary(x, x, w, None, "add"), 2 * x)
+            if not ok:
+                return False
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return True
 
 
 def feature_columns(m: int, zdim: int) -> int:
@@ -149,6 +169,7 @@ class EncodedFirstLayer(torch.autograd.Function):
                           device=points.device)
         zero_bias = weight_ext.new_zeros(hidden)
         blocks = list(_blocks(n_images, n_points, chunk_rows))
+        onednn = points.device.type == "cpu" and onednn_linear_available()
         feats = weight_ext.new_empty((0, weight_ext.shape[1]))
         for block in blocks:
             b0, b1, p0, p1 = block
@@ -160,6 +181,8 @@ class EncodedFirstLayer(torch.autograd.Function):
                 torch.add(even, odd, out=out[b0:b1, p0:p1]).relu_()
                 torch.sub(even, odd, out=out[b0:b1, n_points + p0:n_points + p1]).relu_()
                 del even, odd
+            elif len(blocks) == 1 and onednn:  # oneDNN's linear with a ReLU post-op writes the whole output
+                out = torch.ops.mkldnn._linear_pointwise(feats, weight_ext, None, "relu", [], "").view(out.shape)
             else:  # the block's rows of ``out`` are consecutive (see _block_rows): the product writes them
                 torch._addmm_activation(zero_bias, feats, weight_ext.t(), out=out[b0:b1, p0:p1].view(-1, hidden))
         if len(blocks) > 1:  # the backward recomputes the features block by block
