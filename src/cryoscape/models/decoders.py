@@ -130,10 +130,11 @@ FOLDED_FORMS = ("folded", "onednn_folded")
 
 def residual_form(device: torch.device, dtype: torch.dtype) -> str:
     """The form of :class:`_ResidualReLU` for activations of ``dtype`` on ``device``: ``"folded"`` on CUDA,
-    ``"onednn_folded"`` (float32) or ``"onednn_sum"`` on a CPU with oneDNN's fused linear, else ``"plain"``."""
+    ``"onednn_folded"`` (float32) or ``"onednn_sum"`` (bf16) on a CPU with oneDNN's fused linear, else
+    ``"plain"``."""
     if device.type == "cuda":
         return "folded"
-    if device.type == "cpu" and onednn_linear_available():
+    if device.type == "cpu" and dtype in (torch.float32, torch.bfloat16) and onednn_linear_available():
         return "onednn_folded" if dtype == torch.float32 else "onednn_sum"
     return "plain"
 
@@ -443,12 +444,12 @@ class Decoder(nn.Module):
             k = coords.float()
             flip = flip_to_canonical(k)
             kc = torch.where(flip.unsqueeze(-1), -k, k)
-        out = self._as_pairs(self.network(kc, z).float())
         self.band_overflow = None
-        if self.seam_band_px > 0:
-            if band_capacity is not None and kc.ndim == 3:
-                out, self.band_overflow = self._blend_seam_band_static(kc, z, out, int(band_capacity))
-            else:
+        if self.seam_band_px > 0 and kc.ndim == 3:
+            out = self._pairs_with_seam_band(kc, z, band_capacity)
+        else:
+            out = self._as_pairs(self.network(kc, z).float())
+            if self.seam_band_px > 0:
                 out = self._blend_seam_band(kc, z, out)
         out = torch.where(flip.unsqueeze(-1), out.flip(-1), out)
         # k = 0 is its own mirror: both elements are the first one
@@ -464,67 +465,66 @@ class Decoder(nn.Module):
         """Boolean (...,): canonical points ``kc`` (..., 3) within the seam band (need the mirror evaluation)."""
         return kc[..., 2] * self.box_size > -self.seam_band_px
 
-    def _blend_seam_band_static(self, kc: torch.Tensor, z: torch.Tensor | None, out: torch.Tensor,
-                                capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`_blend_seam_band` for (B, P, 3) points with a host-known bound ``capacity`` on the band's size.
+    def _band_slots(self, band: torch.Tensor, capacity: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Flat indices of the seam band's points (``band``, (B·P,) boolean), in row-major order.
 
-        The band's points are compacted in row-major order (as ``nonzero`` would list them) into ``capacity``
-        slots by a prefix sum and a scatter; the mirror network runs over all slots, and slots beyond the band's
-        count (evaluated at a real point, weight 1) leave the pairs unchanged. Nothing is read back to the host.
+        ``capacity`` None: exactly the band's points (``nonzero``: one host synchronisation on CUDA). Else
+        ``capacity`` slots filled by a prefix sum and a scatter, nothing read back: slots past the band's count
+        hold the index ``B·P`` (one past the last point). Sets :attr:`band_overflow` when the band has more
+        points than slots (those beyond are then not blended).
 
         Returns
         -------
-        (torch.Tensor, torch.Tensor)
-            The blended pairs (B, P, 2) and a boolean scalar on the device: True when the band held more than
-            ``capacity`` points (its points beyond the bound were then not blended).
+        (torch.Tensor, torch.Tensor or None)
+            The indices (n,) and, with a capacity, which slots hold a band point (n,) boolean.
         """
-        n_images, n_points = kc.shape[0], kc.shape[1]
-        rows = n_images * n_points
-        band = self.in_seam_band(kc).reshape(-1)
+        if capacity is None:
+            return band.nonzero(as_tuple=True)[0], None
+        rows = band.shape[0]
         count = band.sum()
         position = torch.cumsum(band, 0) - 1
         slot = torch.where(band & (position < capacity), position, capacity)  # slot ``capacity`` is discarded
-        index = torch.full((capacity + 1,), rows, dtype=torch.long, device=kc.device)
-        index.scatter_(0, slot, torch.arange(rows, device=kc.device))
-        index = index[:capacity]
-        valid = torch.arange(capacity, device=kc.device) < count
-        row = index.clamp(max=rows - 1)  # unfilled slots evaluate some real point; their weight is 1
+        index = torch.full((capacity + 1,), rows, dtype=torch.long, device=band.device)
+        index.scatter_(0, slot, torch.arange(rows, device=band.device))
+        self.band_overflow = count > capacity
+        return index[:capacity], torch.arange(capacity, device=band.device) < count
+
+    def _pairs_with_seam_band(self, kc: torch.Tensor, z: torch.Tensor | None,
+                              capacity: int | None) -> torch.Tensor:
+        """The pairs (B, P, 2) at canonical points ``kc`` (B, P, 3), blended inside the seam band (module
+        docstring), with one network call over the B·P points and the mirrors of the band's points.
+
+        Every row of that call is its own one-point "image" with its own latent. ``capacity``: see
+        :meth:`_band_slots`; unfilled slots evaluate some real point, get weight 1 and write to a discarded row.
+        """
+        n_images, n_points = kc.shape[0], kc.shape[1]
+        rows = n_images * n_points
         flat_kc = kc.reshape(-1, 3)
-        z_rows = None if z is None else z[row // n_points]
-        mirror = self._as_pairs(self.network(-flat_kc[row].unsqueeze(1), z_rows).float())[:, 0].flip(-1)
-        w = torch.where(valid, self.seam_weight(flat_kc[row, 2]), 1.0).unsqueeze(-1)
-        flat = out.reshape(-1, 2)
-        blended = w * flat[row] + (1 - w) * mirror
-        # unfilled slots write to a discarded extra row
-        extended = torch.cat([flat, flat.new_zeros((1, 2))]).index_put((index,), blended)
-        return extended[:rows].view(out.shape), count > capacity
+        index, valid = self._band_slots(self.in_seam_band(kc).reshape(-1), capacity)
+        row = index.clamp(max=rows - 1)
+        points = torch.cat([flat_kc, -flat_kc[row]]).unsqueeze(1)
+        z_rows = None if z is None else torch.cat([z.repeat_interleave(n_points, dim=0), z[row // n_points]])
+        both = self._as_pairs(self.network(points, z_rows).float())[:, 0]
+        flat, mirror = both[:rows], both[rows:].flip(-1)
+        w = self.seam_weight(flat_kc[row, 2])
+        if valid is not None:
+            w = torch.where(valid, w, 1.0)
+        blended = w.unsqueeze(-1) * flat[row] + (1 - w.unsqueeze(-1)) * mirror
+        if valid is None:
+            return flat.index_put((index,), blended).view(n_images, n_points, 2)
+        extended = torch.cat([flat, flat.new_zeros((1, 2))]).index_put((index,), blended)  # a discarded last row
+        return extended[:rows].view(n_images, n_points, 2)
 
     def _blend_seam_band(self, kc: torch.Tensor, z: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
-        """Blend the pairs ``out`` (..., P, 2) at canonical points ``kc`` (P, 3) or (B, P, 3) inside the seam
-        band with the swapped pairs evaluated at ``−kc`` (module docstring).
-
-        The band's points are a data-dependent set: ``nonzero`` costs one host synchronisation per call on
-        CUDA (the only one of a training step; it cannot be bounded statically, since a slice nearly parallel
-        to the plane lies wholly in the band)."""
-        band = self.in_seam_band(kc)
-        if kc.ndim == 2:  # points shared by every latent: one call over the band's points
-            idx = band.nonzero(as_tuple=True)[0]
-            if idx.numel() == 0:  # the shape is known on the host after nonzero: no further synchronisation
-                return out
-            mirror = self._as_pairs(self.network(-kc[idx], z).float()).flip(-1)
-            w = self.seam_weight(kc[idx, 2]).unsqueeze(-1)
-            out = out.clone()
-            out[..., idx, :] = w * out[..., idx, :] + (1 - w) * mirror
+        """Blend the pairs ``out`` (..., P, 2) at points ``kc`` (P, 3) shared by every latent inside the seam
+        band with the swapped pairs evaluated at ``−kc`` (module docstring; one call over the band's points)."""
+        idx = self.in_seam_band(kc).nonzero(as_tuple=True)[0]
+        if idx.numel() == 0:  # the shape is known on the host after nonzero: no further synchronisation
             return out
-        # (B, P, 3): a different band per image; every band point is its own one-point "image"
-        b_idx, p_idx = band.nonzero(as_tuple=True)
-        if b_idx.numel() == 0:
-            return out
-        z_rows = None if z is None else z[b_idx]
-        mirror = self._as_pairs(self.network(-kc[b_idx, p_idx].unsqueeze(1), z_rows).float())[:, 0].flip(-1)
-        w = self.seam_weight(kc[b_idx, p_idx, 2]).unsqueeze(-1)
+        mirror = self._as_pairs(self.network(-kc[idx], z).float()).flip(-1)
+        w = self.seam_weight(kc[idx, 2]).unsqueeze(-1)
         out = out.clone()
-        out[b_idx, p_idx] = w * out[b_idx, p_idx] + (1 - w) * mirror
+        out[..., idx, :] = w * out[..., idx, :] + (1 - w) * mirror
         return out
 
     # ------------------------------------------------------------------ volumes

@@ -169,7 +169,8 @@ class EncodedFirstLayer(torch.autograd.Function):
                           device=points.device)
         zero_bias = weight_ext.new_zeros(hidden)
         blocks = list(_blocks(n_images, n_points, chunk_rows))
-        onednn = points.device.type == "cpu" and onednn_linear_available()
+        onednn = (points.device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+                  and onednn_linear_available())
         feats = weight_ext.new_empty((0, weight_ext.shape[1]))
         for block in blocks:
             b0, b1, p0, p1 = block
