@@ -34,16 +34,16 @@ def test_mkl_reproducibility_set_unless_user_chose(monkeypatch):
     assert _process.os.environ["MKL_CBWR"] == "COMPATIBLE"
 
 
-def test_openmp_threads_wait_passively_unless_the_user_chose(monkeypatch):
+def test_openmp_threads_spin_briefly_unless_the_user_chose(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    assert _process.passive_openmp_threads() is True
-    assert _process.os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    assert _process.passive_openmp_threads() is False and _process.os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
-    monkeypatch.delenv("OMP_WAIT_POLICY")
-    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")  # a spin count is a choice too
-    assert _process.passive_openmp_threads() is False and "OMP_WAIT_POLICY" not in _process.os.environ
+    assert _process.short_openmp_spin() is True
+    assert _process.os.environ["GOMP_SPINCOUNT"] == _process.OPENMP_SPIN_COUNT
+    monkeypatch.setenv("GOMP_SPINCOUNT", "300000")
+    assert _process.short_openmp_spin() is False and _process.os.environ["GOMP_SPINCOUNT"] == "300000"
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # a wait policy is a choice too
+    assert _process.short_openmp_spin() is False and "GOMP_SPINCOUNT" not in _process.os.environ
 
 
 def test_cli_configures_the_process_before_torch_is_imported():
@@ -54,7 +54,7 @@ def test_cli_configures_the_process_before_torch_is_imported():
             "print('torch' in sys.modules)\n"
             "build = m.build_parser\n"
             "def spy():\n"
-            "    print(os.environ.get('MKL_CBWR'), 'torch' in sys.modules, os.environ.get('OMP_WAIT_POLICY'))\n"
+            "    print(os.environ.get('MKL_CBWR'), 'torch' in sys.modules, os.environ.get('GOMP_SPINCOUNT'))\n"
             "    return build()\n"
             "m.build_parser = spy\n"
             "try:\n"
@@ -64,4 +64,4 @@ def test_cli_configures_the_process_before_torch_is_imported():
     env = {key: value for key, value in os.environ.items()
            if key not in ("MKL_CBWR", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split()[:4] == ["False", "AUTO,STRICT", "False", "PASSIVE"]
+    assert out.stdout.split()[:4] == ["False", "AUTO,STRICT", "False", _process.OPENMP_SPIN_COUNT]

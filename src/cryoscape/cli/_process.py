@@ -66,18 +66,24 @@ def reproducible_mkl() -> bool:
     return True
 
 
-def passive_openmp_threads() -> bool:
-    """Let idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) unless the user chose a wait policy or a spin
-    count; True if this call set it.
+#: GNU OpenMP spin count of idle threads before they sleep (its own default: 300000).
+OPENMP_SPIN_COUNT = "1000"
 
-    PyTorch's CPU build waits at the end of each parallel region with GNU OpenMP's default: idle threads spin
-    before they sleep. Two trainings (or any other busy process) on the same cores then spend each other's time
-    slices spinning and each runs far below a fair share of the cores (``benchmarks/cpu_contention.py``
-    measures it). It must be set before the OpenMP runtime starts (before torch is imported).
+
+def short_openmp_spin() -> bool:
+    """Let idle OpenMP threads spin only briefly before they sleep (``GOMP_SPINCOUNT``) unless the user chose a
+    wait policy or a spin count; True if this call set it.
+
+    PyTorch's CPU build waits at the end of each parallel region with GNU OpenMP's default: idle threads spin a
+    long while before they sleep. Two trainings (or any other busy process) on the same cores then spend each
+    other's time slices spinning and each runs far below a fair share of the cores; threads that never spin
+    (``OMP_WAIT_POLICY=PASSIVE``) avoid that but slow a run alone on its cores, whose many short parallel regions
+    then pay a wake-up each. A short spin keeps both (``benchmarks/cpu_contention.py`` measures the three).
+    It must be set before the OpenMP runtime starts (before torch is imported).
     """
     if any(name in os.environ for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")):
         return False
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT
     return True
 
 
@@ -85,4 +91,4 @@ def configure_process() -> None:
     """Apply every setting of this module (called by ``cryoscape.cli.main.main`` before the command runs)."""
     reproducible_mkl()
     retain_freed_memory()
-    passive_openmp_threads()
+    short_openmp_spin()
