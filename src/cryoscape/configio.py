@@ -26,7 +26,15 @@ from typing import Any
 
 from cryoscape.errors import InputError
 
-__all__ = ["dataclass_from_mapping", "describe_type"]
+__all__ = [
+    "OptionSpec",
+    "check_choice",
+    "check_range",
+    "dataclass_from_mapping",
+    "describe_type",
+    "option",
+    "option_spec",
+]
 
 
 def _union_args(tp: Any) -> tuple[Any, ...] | None:
@@ -213,3 +221,72 @@ def dataclass_from_mapping(
         raise InputError(exc.problem, path=path_text, fix=exc.fix) from None
     except ValueError as exc:
         raise InputError(f"invalid {section or cls.__name__} settings: {exc}", path=path_text) from None
+
+
+# --- options declared on the config fields ------------------------------------------------------------------
+OPTION_KEY = "cryoscape_option"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """How a config field appears on the command line (read by :mod:`cryoscape.cli.options`).
+
+    Attributes
+    ----------
+    help : str
+        The ``--help`` text (``%(default)s`` is replaced by argparse).
+    flags : tuple of str
+        Extra spellings before the canonical ``--field-name`` (e.g. ``("-b",)``); the canonical flag is always the
+        field name with ``_`` → ``-`` (flag = field = yaml key).
+    choices : tuple, optional
+        The allowed values (the library constant, so the CLI and the config refuse the same things).
+    metavar : str, optional
+    negative : str, optional
+        For a ``bool`` field defaulting to True: the flag that sets it False (``--no-notebook``).
+    """
+
+    help: str
+    flags: tuple[str, ...] = ()
+    choices: tuple[Any, ...] | None = None
+    metavar: str | None = None
+    negative: str | None = None
+
+
+def option(default: Any = dataclasses.MISSING, *, help: str, flags: tuple[str, ...] = (),
+           choices: tuple[Any, ...] | None = None, metavar: str | None = None, negative: str | None = None,
+           default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field that is also a command-line option: ``zdim: int = option(8, help="latent size")``."""
+    spec = OptionSpec(help=help, flags=tuple(flags), choices=None if choices is None else tuple(choices),
+                      metavar=metavar, negative=negative)
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata={OPTION_KEY: spec})
+    return dataclasses.field(default=default, metadata={OPTION_KEY: spec})
+
+
+def option_spec(field: dataclasses.Field) -> OptionSpec | None:
+    """The :class:`OptionSpec` of a field declared with :func:`option`, else None."""
+    return field.metadata.get(OPTION_KEY)
+
+
+def check_choice(value: Any, choices: tuple[Any, ...], name: str) -> None:
+    """Raise InputError unless ``value`` is one of ``choices`` (the same words for the API and the CLI)."""
+    if value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}",
+                         fix=f"give {name} one of {', '.join(map(str, choices))}")
+
+
+def check_range(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
+                exclusive_minimum: bool = False) -> None:
+    """Raise InputError when a number lies outside ``[minimum, maximum]`` (``(minimum, …`` when exclusive)."""
+    if value is None:
+        return
+    low_bad = minimum is not None and (value <= minimum if exclusive_minimum else value < minimum)
+    high_bad = maximum is not None and value > maximum
+    if low_bad or high_bad:
+        if minimum is not None and maximum is not None:
+            want = f"between {minimum} and {maximum}"
+        elif minimum is not None:
+            want = f"greater than {minimum}" if exclusive_minimum else f"at least {minimum}"
+        else:
+            want = f"at most {maximum}"
+        raise InputError(f"{name} must be {want}, got {value!r}", fix=f"give {name} a value {want}")

@@ -10,7 +10,9 @@ Layout (``N`` = number of completed epochs, 1-based)::
     RUN/reconstruct.N.mrc    homogeneous runs: the map after epoch N
     RUN/provenance.yaml      one record per training invocation: command line, versions, host, start time,
                              per-epoch wall time and loss (see ``cryoscape.training.provenance``)
-    RUN/analyze.N/           analysis output of epoch N
+    RUN/analyze.N/           analysis output of epoch N  (``RunDir.analysis``; named in ``cryoscape.runs.layout``)
+    RUN/landscape.N/         analyze-landscape output     (``RunDir.landscape``)
+    RUN/traversals.N/        trajectory commands' output  (``RunDir.traversals``)
     RUN/.lock                held (``fcntl.flock``) while a training writes the folder; holds "pid host"
 
 Every file is written atomically (temporary file ``.NAME.XXXX.tmp`` in the same folder, then ``os.replace``);
@@ -35,14 +37,23 @@ import yaml
 
 from cryoscape.errors import InputError
 from cryoscape.io.atomic import atomic_open, atomic_write
+from cryoscape.runs.layout import (
+    AnalysisLayout,
+    LandscapeLayout,
+    SelectionsLayout,
+    TraversalsLayout,
+    analysis_dir_name,
+    landscape_dir_name,
+    traversals_dir_name,
+)
 
 CHECKPOINT_FORMAT = "cryoscape-checkpoint-1"
 
 _WEIGHTS_RE = re.compile(r"^weights\.(\d+)\.pt$")
-#: Files (and ``analyze.N`` folders) that belong to one training run; the group is the epoch, if any.
+#: Files and analysis folders that belong to one training run; the group is the epoch, if any.
 _RUN_FILE_RE = re.compile(
     r"^(?:config\.yaml|run\.log|provenance\.yaml|weights\.(\d+)\.pt|z\.(\d+)\.npz|reconstruct\.(\d+)\.mrc"
-    r"|analyze\.(\d+))$"
+    r"|analyze\.(\d+)|landscape\.(\d+)|traversals\.(\d+))$"
 )
 #: Temporary siblings written by ``cryoscape.io.atomic`` (``.NAME.XXXX.tmp``).
 _TEMPORARY_RE = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")
@@ -102,10 +113,27 @@ class RunDir:
         return self.path / f"reconstruct.{int(epoch)}.mrc"
 
     def analyze_dir(self, epoch: int) -> Path:
-        return self.path / f"analyze.{int(epoch)}"
+        return self.analysis(epoch).root
 
     def landscape_dir(self, epoch: int) -> Path:
-        return self.path / f"landscape.{int(epoch)}"
+        return self.landscape(epoch).root
+
+    def analysis(self, epoch: int) -> AnalysisLayout:
+        """``RUN/analyze.N``: what ``cryoscape analyze`` writes for epoch N."""
+        return AnalysisLayout(self.path / analysis_dir_name(epoch))
+
+    def landscape(self, epoch: int) -> LandscapeLayout:
+        """``RUN/landscape.N``: what ``cryoscape analyze-landscape`` writes for epoch N."""
+        return LandscapeLayout(self.path / landscape_dir_name(epoch))
+
+    def traversals(self, epoch: int) -> TraversalsLayout:
+        """``RUN/traversals.N``: the trajectory commands' folders for epoch N."""
+        return TraversalsLayout(self.path / traversals_dir_name(epoch))
+
+    @property
+    def selections(self) -> SelectionsLayout:
+        """``RUN/selections``: particle selections of this run."""
+        return SelectionsLayout(self.path / "selections")
 
     @property
     def provenance_path(self) -> Path:
@@ -140,7 +168,7 @@ class RunDir:
         return self.config_path.is_file() or bool(self.epochs())
 
     def run_files(self, after_epoch: int | None = None) -> list[Path]:
-        """The run's own files and ``analyze.N`` folders (those of epochs > ``after_epoch`` when given)."""
+        """The run's own files and its analysis folders (those of epochs > ``after_epoch`` when given)."""
         if not self.path.is_dir():
             return []
         found = []

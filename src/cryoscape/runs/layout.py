@@ -1,0 +1,245 @@
+"""Every file name a run folder can hold, below the training files: analysis, landscape, traversals, reports.
+
+The training files themselves (``config.yaml``, ``weights.N.pt``, ``z.N.npz`` …) are named by
+:class:`cryoscape.runs.folder.RunDir`; this module names what the analysis commands add to a run, so that no other
+module spells a path of the run folder. Layout (``N`` = epoch, ``K`` = number of k-means clusters)::
+
+    RUN/analyze.N/                 AnalysisLayout  (cryoscape analyze)
+        analysis.json              summary: files, PCA variance, timings
+        pca.npy  umap.npy          (n, zdim) PCA coordinates, (n, 2) UMAP embedding
+        learning_curve.png  pca_explained_variance.png  z_pca_{kind}.png  umap_{kind}.png  z_hist.png …
+        kmeansK/                   SeriesLayout: labels.txt, centers.txt, centers_ind.txt, z_values.txt,
+                                   vol_001.mrc …, montage.png, kmeansK.cxc, z_pca.png, umap.png
+        pcI/                       SeriesLayout of the I-th PC traversal
+        analyze.ipynb  report.html
+    RUN/landscape.N/               LandscapeLayout (cryoscape analyze-landscape)
+    RUN/traversals.N/NAME/         SeriesLayout (pc-traversal, graph-traversal, direct-traversal)
+    RUN/selections/                selections written from the report or ``cryoscape select``
+
+Each layout is a frozen value naming paths; it creates nothing. Readers that need a file say which kind of file
+they need, so an error can name the command that writes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+KMEANS_RE = re.compile(r"^kmeans(\d+)$")
+PC_RE = re.compile(r"^pc(\d+)$")
+SERIES_PREFIX = "vol_"
+
+
+def series_names(count: int, prefix: str = SERIES_PREFIX, first: int = 1) -> list[str]:
+    """Map file names of a series: ``vol_001.mrc``, ``vol_002.mrc`` … (three digits at least)."""
+    return [f"{prefix}{i:03d}.mrc" for i in range(first, first + int(count))]
+
+
+@dataclass(frozen=True)
+class SeriesLayout:
+    """A folder holding a series of latent points and, optionally, their maps and pictures.
+
+    Used for k-means centres, PC traversals, graph/direct traversals and landscape state maps.
+    """
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def z_values(self) -> Path:
+        """``z_values.txt``: (n, zdim) latent points, one per row."""
+        return self.root / "z_values.txt"
+
+    @property
+    def labels(self) -> Path:
+        """``labels.txt``: 1-based cluster label of every particle (k-means folders)."""
+        return self.root / "labels.txt"
+
+    @property
+    def centers(self) -> Path:
+        """``centers.txt``: (K, zdim) cluster centres."""
+        return self.root / "centers.txt"
+
+    @property
+    def centers_ind(self) -> Path:
+        """``centers_ind.txt``: original particle index of the on-data centre of each cluster."""
+        return self.root / "centers_ind.txt"
+
+    @property
+    def path_ind(self) -> Path:
+        """``path_ind.txt``: original particle indices along a graph path."""
+        return self.root / "path_ind.txt"
+
+    @property
+    def montage(self) -> Path:
+        return self.root / "montage.png"
+
+    @property
+    def chimerax_script(self) -> Path:
+        """``NAME.cxc``: ChimeraX script opening the maps as a volume series."""
+        return self.root / f"{self.root.name}.cxc"
+
+    @property
+    def summary(self) -> Path:
+        """``series.json``: what the series is (points, anchors, files)."""
+        return self.root / "series.json"
+
+    def map_paths(self, count: int, prefix: str = SERIES_PREFIX) -> list[Path]:
+        return [self.root / name for name in series_names(count, prefix)]
+
+    def existing_maps(self, prefix: str = SERIES_PREFIX) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.glob(f"{prefix}*.mrc") if p.is_file())
+
+    def figure(self, name: str) -> Path:
+        """A picture of this series (``z_pca.png``, ``umap.png``, ``traversal.png`` …)."""
+        return self.root / name
+
+
+@dataclass(frozen=True)
+class AnalysisLayout:
+    """``RUN/analyze.N``: the output of ``cryoscape analyze`` for one epoch."""
+
+    root: Path
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "analysis.json"
+
+    @property
+    def pca(self) -> Path:
+        return self.root / "pca.npy"
+
+    @property
+    def umap(self) -> Path:
+        return self.root / "umap.npy"
+
+    @property
+    def notebook(self) -> Path:
+        return self.root / "analyze.ipynb"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    def figure(self, name: str) -> Path:
+        """A top-level picture (``learning_curve.png``, ``z_pca_hexbin.png`` …)."""
+        return self.root / name
+
+    def kmeans(self, k: int) -> SeriesLayout:
+        return SeriesLayout(self.root / f"kmeans{int(k)}")
+
+    def pc(self, index: int) -> SeriesLayout:
+        """The traversal along the 1-based principal component ``index``."""
+        return SeriesLayout(self.root / f"pc{int(index)}")
+
+    def kmeans_values(self) -> list[int]:
+        """K of every ``kmeansK`` folder holding labels, increasing."""
+        found = []
+        if self.root.is_dir():
+            for child in self.root.iterdir():
+                m = KMEANS_RE.match(child.name)
+                if m and (child / "labels.txt").is_file():
+                    found.append(int(m.group(1)))
+        return sorted(found)
+
+    def pc_values(self) -> list[int]:
+        """Index of every ``pcI`` folder, increasing."""
+        if not self.root.is_dir():
+            return []
+        return sorted(int(m.group(1)) for c in self.root.iterdir() if (m := PC_RE.match(c.name)) and c.is_dir())
+
+
+@dataclass(frozen=True)
+class LandscapeLayout:
+    """``RUN/landscape.N``: the output of ``cryoscape analyze-landscape``."""
+
+    root: Path
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "landscape.json"
+
+    @property
+    def mask(self) -> Path:
+        return self.root / "mask.mrc"
+
+    @property
+    def labels(self) -> Path:
+        """``labels.txt``: 1-based state of every particle."""
+        return self.root / "labels.txt"
+
+    @property
+    def volume_pca(self) -> Path:
+        return self.root / "volume_pca.npy"
+
+    @property
+    def centres(self) -> SeriesLayout:
+        """``centres/``: the sketch's centre maps, their latent points and states."""
+        return SeriesLayout(self.root / "centres")
+
+    @property
+    def centre_states(self) -> Path:
+        """``centres/states.txt``: state of every centre map."""
+        return self.root / "centres" / "states.txt"
+
+    def state_mean(self, state: int) -> Path:
+        """``state_NN_mean.mrc``: particle-weighted mean map of a 1-based state."""
+        return self.root / f"state_{int(state):02d}_mean.mrc"
+
+    def state_std(self, state: int) -> Path:
+        """``state_NN_std.mrc``: standard deviation map of a 1-based state."""
+        return self.root / f"state_{int(state):02d}_std.mrc"
+
+    def state_indices(self, state: int) -> Path:
+        """``state_NN_indices.txt``: original indices of the particles of a 1-based state."""
+        return self.root / f"state_{int(state):02d}_indices.txt"
+
+    @property
+    def montage(self) -> Path:
+        return self.root / "montage.png"
+
+    @property
+    def chimerax_script(self) -> Path:
+        return self.root / f"{self.root.name}.cxc"
+
+    def figure(self, name: str) -> Path:
+        return self.root / name
+
+
+@dataclass(frozen=True)
+class TraversalsLayout:
+    """``RUN/traversals.N``: one folder per trajectory command (``pc1``, ``graph_3-7``, ``direct_1-5`` …)."""
+
+    root: Path
+
+    def series(self, name: str) -> SeriesLayout:
+        return SeriesLayout(self.root / name)
+
+
+@dataclass(frozen=True)
+class SelectionsLayout:
+    """``RUN/selections``: index files written by ``cryoscape select`` or downloaded from the report."""
+
+    root: Path
+
+    def selection(self, name: str) -> Path:
+        """``NAME.txt``: 0-based original particle indices, one per line."""
+        return self.root / f"{name}.txt"
+
+
+def analysis_dir_name(epoch: int) -> str:
+    return f"analyze.{int(epoch)}"
+
+
+def landscape_dir_name(epoch: int) -> str:
+    return f"landscape.{int(epoch)}"
+
+
+def traversals_dir_name(epoch: int) -> str:
+    return f"traversals.{int(epoch)}"
