@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -94,9 +95,10 @@ def test_select_thresholds_gmm_state_and_file(trained_run, tmp_path, capsys):
     keep = np.zeros(len(z), dtype=bool)
     keep[::3] = True
     np.testing.assert_array_equal(read_index(tmp_path / "f.txt"), run.indices[keep & (labels == 2)])
-    # default output folder
-    _ok("select", run_dir, "--kmeans", K, "--clusters", 4)
-    assert (run.analyze_dir / "selections" / f"kmeans{K}_4.txt").is_file()
+    # default output: RUN/selections, named by the epoch and the criteria; the positional EPOCH is read
+    _ok("select", run_dir, run.epoch, "--kmeans", K, "--clusters", 4)
+    default = run.run_dir.selections.selection(f"epoch{run.epoch}_kmeans{K}_4")
+    np.testing.assert_array_equal(read_index(default), run.indices[labels == 4])
 
 
 def test_select_errors(trained_subset_run, tmp_path, capsys):
@@ -141,8 +143,11 @@ def test_select_validate_and_write_star_check_against(trained_subset_run, hinge_
     summary = json.loads((tmp_path / "v_validate" / "validation.json").read_text())
     assert summary["n_selected"] == int((labels == big).sum())
     assert summary["n_whole"] == len(run.indices)
-    for name in ("map.mrc", "half1.mrc", "half2.mrc", "fsc.png", "fsc.csv", "fsc_whole.csv"):
-        assert (tmp_path / "v_validate" / name).is_file(), name
+    written = sorted((tmp_path / "v_validate").iterdir())
+    assert [p.name for p in written] == sorted(["map.mrc", "half1.mrc", "half2.mrc", "fsc.png", "fsc.csv",
+                                                "fsc_whole.csv", "validation.json"])
+    wrote = [line for line in printed.splitlines() if line.startswith("wrote ")][-1]
+    assert sorted(wrote[len("wrote "):].split(", ")) == sorted(str(p) for p in written)  # every file, listed
     assert "gold-standard FSC 0.143" in printed and "whole set" in printed
     nyquist = 2 * run.pixel_size_angstrom
     assert nyquist <= summary["selected_fsc0143_angstrom"] < 200
@@ -173,3 +178,78 @@ def test_write_cs_cli_round_trip(fixtures_dir, tmp_path, capsys):
     back = np.load(tmp_path / "sel.cs", allow_pickle=False)
     assert back.dtype == original.dtype and back.tobytes() == original[chosen].tobytes()
     assert f"{len(chosen)} of {len(original)} particles" in capsys.readouterr().out
+
+
+def test_outputs_never_replace_inputs_or_existing_exports(trained_run, hinge_dataset, tmp_path, capsys):
+    """The report's suggested `select RUN --from-file selection_N.txt -o selection_N` must not overwrite what it
+    reads; write-star/write-cs refuse an existing output unless --overwrite."""
+    run = TrainedRun.open(trained_run)
+    lasso = tmp_path / "selection_3.txt"
+    lasso.write_text("\n".join(str(i) for i in run.indices[[5, 1, 9]]) + "\n")  # not sorted: as given
+    before = lasso.read_bytes()
+    for out in ("selection_3", "selection_3.txt"):
+        assert main(["select", str(trained_run), "--from-file", str(lasso), "-o", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err
+        assert "would replace the input" in err and "selection_3_sel" in err
+    assert lasso.read_bytes() == before and not (tmp_path / "selection_3_inverse.txt").exists()
+    _ok("select", trained_run, "--from-file", lasso, "-o", tmp_path / "chosen")
+    np.testing.assert_array_equal(read_index(tmp_path / "chosen.txt"), np.sort(run.indices[[5, 1, 9]]))
+
+    source = hinge_dataset / "particles.star"
+    _ok("write-star", source, "--ind", tmp_path / "chosen.txt", "-o", tmp_path / "chosen.star")
+    first = (tmp_path / "chosen.star").read_bytes()
+    (tmp_path / "other.txt").write_text("0\n1\n")
+    assert main(["write-star", str(source), "--ind", str(tmp_path / "other.txt"), "-o",
+                 str(tmp_path / "chosen.star")]) == 2
+    err = capsys.readouterr().err
+    assert "the output file exists already" in err and "--overwrite" in err
+    assert (tmp_path / "chosen.star").read_bytes() == first
+    _ok("write-star", source, "--ind", tmp_path / "other.txt", "-o", tmp_path / "chosen.star", "--overwrite")
+    assert len(read_star(tmp_path / "chosen.star").particles) == 2
+    assert main(["write-star", str(source), "--ind", str(tmp_path / "other.txt"), "-o", str(source)]) == 2
+    assert "would replace the input" in capsys.readouterr().err
+
+
+def test_filter_points_to_the_report_lasso_or_runs_select(trained_run, tmp_path, capsys):
+    run_dir, run, labels = _copy_with_kmeans(trained_run, tmp_path)
+    report = run.run_dir.analysis(run.epoch).report
+    assert report.is_file()  # analyze wrote it
+    for argv in (["filter", str(run_dir)], ["filter", str(run_dir), str(run.epoch), "--kmeans", str(K)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert f"interactive selection is the lasso in {report} (open it in a browser" in err
+        assert f"cryoscape select {run_dir} --from-file selection_N.txt" in err
+        assert f"--kmeans {K} --clusters 1 2" in err
+    report.unlink()
+    assert main(["filter", str(run_dir)]) == 2
+    assert f"make it with `cryoscape report {run_dir} --epoch {run.epoch}`" in capsys.readouterr().err
+    assert not run.run_dir.selections.root.exists()
+    _ok("filter", run_dir, "--kmeans", K, "--clusters", 2, "-o", tmp_path / "f")  # criteria: it is select
+    np.testing.assert_array_equal(read_index(tmp_path / "f.txt"), run.indices[labels == 2])
+
+
+def test_selection_config_refuses_like_the_cli(trained_run, tmp_path):
+    from cryoscape.analysis.selection import SelectionConfig, select_particles, write_selection
+
+    with pytest.raises(InputError, match="--kmeans K and --clusters"):
+        SelectionConfig(kmeans=5)
+    with pytest.raises(InputError, match="--gmm K and --components"):
+        SelectionConfig(components=(1,))
+    with pytest.raises(InputError, match="cannot read the threshold"):
+        SelectionConfig(threshold=("z1>>0",))
+    with pytest.raises(InputError, match="--gmm must be at least 1"):
+        SelectionConfig(gmm=0, components=(1,))
+    run = TrainedRun.open(trained_run)
+    with pytest.raises(InputError, match="no selection criterion"):
+        select_particles(run, SelectionConfig())
+    result = select_particles(run, SelectionConfig(threshold=("z1>0",)))
+    (tmp_path / "sel.txt").write_text("0\n")
+    with pytest.raises(InputError, match="would replace the input"):
+        write_selection(replace(result, inputs=(tmp_path / "sel.txt",)), tmp_path / "sel.pkl", pkl=True)
+    assert (tmp_path / "sel.txt").read_text() == "0\n"
+    written = write_selection(result, tmp_path / "ok", pkl=True)
+    assert [p.name for p in written] == ["ok.txt", "ok_inverse.txt", "ok.pkl", "ok_inverse.pkl"]
+    assert result.selection.count == int((run.z[:, 0] > 0).sum()) and result.gmm is None
+    assert result.epoch == run.epoch and result.n_run == len(run.indices)
+    assert result.lines()[0].startswith(f"selected {result.selection.count} of the run's")

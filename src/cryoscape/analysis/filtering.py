@@ -5,9 +5,9 @@ increasing original index) and is reported as 0-based indices into the *original
 training ``--ind`` subset. The complement is the other particles *of the run* (inside its training subset).
 Several criteria combine by intersection (a particle must satisfy all of them).
 
-Ids a user sees are 1-based: k-means clusters as ``cryoscape analyze`` numbers them (``kmeans<K>/labels.txt``),
-Gaussian-mixture components ordered by the first principal coordinate of their means, landscape states as
-``analyze-landscape`` numbers them (``labels.txt``).
+Ids a user sees are 1-based: k-means clusters as ``cryoscape analyze`` numbers them, Gaussian-mixture components
+ordered by the first principal coordinate of their means, landscape states as ``analyze-landscape`` numbers them.
+The pipeline of ``cryoscape select`` (criteria → selection → index files) is :mod:`cryoscape.analysis.selection`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cryoscape.errors import InputError
+from cryoscape.runs.layout import AnalysisLayout
 
 _THRESHOLD_RE = re.compile(r"^\s*(z|pc)?(\d+|norm)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
 
@@ -127,11 +128,6 @@ def fit_gmm(z: np.ndarray, k: int, seed: int = 0, covariance_type: str = "full")
     return GMMResult(labels=rank[raw], means=means[order], weights=model.weights_[order])
 
 
-def kmeans_dir(analyze_dir: str | os.PathLike, k: int) -> Path:
-    """``<analyze_dir>/kmeans<K>``."""
-    return Path(analyze_dir) / f"kmeans{k}"
-
-
 def read_labels(path: str | os.PathLike, n_rows: int, what: str, fix: str) -> np.ndarray:
     """Read 1-based labels (one integer a line, line i = row i of z); InputError unless there are ``n_rows``."""
     path = Path(path)
@@ -149,22 +145,12 @@ def read_labels(path: str | os.PathLike, n_rows: int, what: str, fix: str) -> np
     return labels
 
 
-def kmeans_labels(analyze_dir: str | os.PathLike, k: int, n_rows: int) -> np.ndarray:
-    """The 1-based k-means labels written by ``cryoscape analyze`` (``kmeans<K>/labels.txt``)."""
-    return read_labels(kmeans_dir(analyze_dir, k) / "labels.txt", n_rows, f"k-means labels (K={k})",
+def kmeans_labels(analysis: AnalysisLayout | str | os.PathLike, k: int, n_rows: int) -> np.ndarray:
+    """The 1-based k-means labels written by ``cryoscape analyze`` into ``analysis`` (an analyze.N folder)."""
+    if not isinstance(analysis, AnalysisLayout):
+        analysis = AnalysisLayout(Path(analysis))
+    return read_labels(analysis.kmeans(k).labels, n_rows, f"k-means labels (K={k})",
                        fix=f"run `cryoscape analyze RUN` with {k} k-means clusters first, for the same epoch")
-
-
-def find_kmeans(analyze_dir: str | os.PathLike) -> list[int]:
-    """The K of every ``kmeans<K>/labels.txt`` in ``analyze_dir``, increasing."""
-    found = []
-    folder = Path(analyze_dir)
-    if folder.is_dir():
-        for child in folder.iterdir():
-            match = re.fullmatch(r"kmeans(\d+)", child.name)
-            if match and (child / "labels.txt").is_file():
-                found.append(int(match.group(1)))
-    return sorted(found)
 
 
 def ids_mask(labels: np.ndarray, ids: Sequence[int], what: str) -> np.ndarray:
@@ -195,14 +181,14 @@ class Selection:
         Original 0-based indices of the selected particles (increasing).
     inverse_indices : ndarray (N-K,) int64
         Original indices of the other particles of the run.
-    criteria : list of str
-        What was applied (for messages and file names).
+    criteria : tuple of str
+        What was applied (for messages).
     """
 
     mask: np.ndarray
     indices: np.ndarray
     inverse_indices: np.ndarray
-    criteria: list[str]
+    criteria: tuple[str, ...]
 
     @property
     def count(self) -> int:
@@ -210,7 +196,7 @@ class Selection:
 
 
 def make_selection(run_indices: np.ndarray, masks: Sequence[tuple[str, np.ndarray]]) -> Selection:
-    """Intersect the named masks (over rows) and map them to original indices."""
+    """Intersect the named masks (over rows) and map them to original indices (at least one mask)."""
     if not masks:
         raise InputError("no selection criterion given",
                          fix="use --kmeans K --clusters …, --gmm K --components …, --threshold, --state or "
@@ -220,7 +206,7 @@ def make_selection(run_indices: np.ndarray, masks: Sequence[tuple[str, np.ndarra
         mask &= np.asarray(m, dtype=bool)
     run_indices = np.asarray(run_indices, dtype=np.int64)
     return Selection(mask=mask, indices=run_indices[mask], inverse_indices=run_indices[~mask],
-                     criteria=[name for name, _ in masks])
+                     criteria=tuple(name for name, _ in masks))
 
 
 def from_file_mask(run, path: str | os.PathLike) -> np.ndarray:
@@ -235,22 +221,6 @@ def from_file_mask(run, path: str | os.PathLike) -> np.ndarray:
         raise InputError(exc.problem, path=path, fix="the file must list 0-based original particle indices of "
                          "particles this run was trained on") from None
     return mask
-
-
-def write_selection(selection: Selection, out: str | os.PathLike, pkl: bool = False) -> list[Path]:
-    """Write ``<out>.txt`` and ``<out>_inverse.txt`` (0-based original indices, one a line); with ``pkl`` also
-    cryoDRGN's ``<out>.pkl`` and ``<out>_inverse.pkl``. ``out`` may end in ``.txt``/``.pkl`` (dropped)."""
-    from cryoscape.io.legacy import write_index
-
-    base = Path(out)
-    if base.suffix.lower() in {".txt", ".pkl"}:
-        base = base.with_suffix("")
-    base.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in (".txt", ".pkl") if pkl else (".txt",):
-        for stem, values in ((base.name, selection.indices), (base.name + "_inverse", selection.inverse_indices)):
-            written.append(write_index(base.with_name(stem + suffix), values))
-    return written
 
 
 def describe_counts(counts: dict[int, int], totals: dict[int, int], what: str) -> str:

@@ -3,6 +3,10 @@
 This is the paper's check of a newly found state: a traditional voxel reconstruction of the particles assigned
 to it must reach a sensible resolution on its own (two random halves agree), compared with the same
 reconstruction of every particle.
+
+Compute, then write: :func:`validate_selection` returns a :class:`Validation` (maps and curves in memory, nothing
+written); :func:`write_validation` writes its files atomically into a
+:class:`~cryoscape.runs.layout.ValidationLayout` and returns every path written.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from cryoscape.runs.layout import ValidationLayout
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,6 @@ class ValidationSummary:
     whole_fsc0143_angstrom, whole_fsc05_angstrom : float or None
         None when the whole set was not reconstructed.
     voxel_size_angstrom : float
-    out_dir : str
     """
 
     n_selected: int
@@ -36,7 +42,6 @@ class ValidationSummary:
     whole_fsc0143_angstrom: float | None
     whole_fsc05_angstrom: float | None
     voxel_size_angstrom: float
-    out_dir: str
 
     def lines(self) -> list[str]:
         """Human-readable summary lines."""
@@ -48,9 +53,27 @@ class ValidationSummary:
         return out
 
 
-def validate_selection(particles, positions: np.ndarray, out_dir: str | os.PathLike, config=None,
-                       whole_set: bool = True, show_progress: bool = True) -> ValidationSummary:
-    """Back-project ``particles[positions]`` (and all ``particles``) and write maps, half-maps and FSC plot.
+@dataclass(frozen=True)
+class Validation:
+    """Result of :func:`validate_selection` (nothing written yet).
+
+    Attributes
+    ----------
+    summary : ValidationSummary
+    selected : cryoscape.reconstruct.backproject.Reconstruction
+        Map, half-maps and FSC of the selection.
+    whole : Reconstruction or None
+        The same for every particle of the set (None when not asked for).
+    """
+
+    summary: ValidationSummary
+    selected: Any
+    whole: Any | None
+
+
+def validate_selection(particles, positions: np.ndarray, config=None, whole_set: bool = True,
+                       show_progress: bool = True) -> Validation:
+    """Back-project ``particles[positions]`` (and all ``particles``) with random half-maps.
 
     Parameters
     ----------
@@ -58,52 +81,68 @@ def validate_selection(particles, positions: np.ndarray, out_dir: str | os.PathL
         The whole set (poses and CTF required).
     positions : ndarray (K,) int
         Positions of the selected particles in ``particles`` (not original indices).
-    out_dir
-        Receives ``map.mrc``, ``half1.mrc``, ``half2.mrc`` (the selection), ``fsc.csv``, ``fsc_whole.csv``,
-        ``fsc.png`` (both curves) and ``validation.json``.
     config : cryoscape.reconstruct.backproject.BackprojectConfig or None
         Defaults of :class:`BackprojectConfig`.
     whole_set
         Also reconstruct every particle for comparison.
+    show_progress
+        Progress bars on stderr.
 
     Returns
     -------
-    ValidationSummary
+    Validation
     """
     from cryoscape.errors import InputError
-    from cryoscape.io.mrc import write_mrc
     from cryoscape.reconstruct.backproject import BackprojectConfig, backproject
-    from cryoscape.reconstruct.fsc import plot_fsc, write_fsc_csv
 
     config = config or BackprojectConfig()
     positions = np.asarray(positions, dtype=np.int64)
     if positions.size < 2:
         raise InputError(f"--validate needs at least 2 selected particles (got {positions.size})",
                          fix="select more particles")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     selected = backproject(particles.subset(positions), config, show_progress=show_progress)
-    apix = selected.voxel_size_angstrom
-    write_mrc(out / "map.mrc", selected.full, apix)
-    write_mrc(out / "half1.mrc", selected.half1, apix)
-    write_mrc(out / "half2.mrc", selected.half2, apix)
-    write_fsc_csv(selected.fsc, out / "fsc.csv")
-    curves = {f"selection ({positions.size})": selected.fsc}
-    whole = None
-    if whole_set:
-        whole = backproject(particles, config, show_progress=show_progress)
-        write_fsc_csv(whole.fsc, out / "fsc_whole.csv")
-        curves[f"whole set ({len(particles)})"] = whole.fsc
-    plot_fsc(curves, out / "fsc.png", title="gold-standard FSC (half-maps, unmasked)")
+    whole = backproject(particles, config, show_progress=show_progress) if whole_set else None
     summary = ValidationSummary(
         n_selected=int(positions.size), n_whole=len(particles),
         selected_fsc0143_angstrom=float(selected.fsc.resolution_angstrom(0.143)),
         selected_fsc05_angstrom=float(selected.fsc.resolution_angstrom(0.5)),
         whole_fsc0143_angstrom=None if whole is None else float(whole.fsc.resolution_angstrom(0.143)),
         whole_fsc05_angstrom=None if whole is None else float(whole.fsc.resolution_angstrom(0.5)),
-        voxel_size_angstrom=float(apix), out_dir=str(out))
-    (out / "validation.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
-    return summary
+        voxel_size_angstrom=float(selected.voxel_size_angstrom))
+    return Validation(summary=summary, selected=selected, whole=whole)
+
+
+def write_validation(result: Validation, layout: ValidationLayout | str | os.PathLike) -> list[Path]:
+    """Write ``map.mrc``, ``half1.mrc``, ``half2.mrc``, ``fsc.csv`` (and ``fsc_whole.csv``), ``fsc.png`` and
+    ``validation.json`` into ``layout`` (a folder, created), each atomically; returns every path written."""
+    from cryoscape.io.atomic import atomic_open
+    from cryoscape.io.mrc import write_mrc
+    from cryoscape.reconstruct.fsc import plot_fsc, write_fsc_csv
+
+    out = layout if isinstance(layout, ValidationLayout) else ValidationLayout(Path(layout))
+    out.root.mkdir(parents=True, exist_ok=True)
+    selected, whole, summary = result.selected, result.whole, result.summary
+    apix = summary.voxel_size_angstrom
+    written = []
+    for path, volume in ((out.map, selected.full), (out.half_map(1), selected.half1), (out.half_map(2),
+                                                                                       selected.half2)):
+        write_mrc(path, volume, apix)
+        written.append(path)
+    curves = {f"selection ({summary.n_selected})": (selected.fsc, out.fsc_csv)}
+    if whole is not None:
+        curves[f"whole set ({summary.n_whole})"] = (whole.fsc, out.fsc_whole_csv)
+    for curve, path in curves.values():
+        with atomic_open(path, "w") as handle:
+            write_fsc_csv(curve, handle)
+        written.append(path)
+    with atomic_open(out.fsc_png, "wb") as handle:
+        plot_fsc({label: curve for label, (curve, _) in curves.items()}, handle,
+                 title="gold-standard FSC (half-maps, unmasked)")
+    written.append(out.fsc_png)
+    with atomic_open(out.summary, "w") as handle:
+        handle.write(json.dumps({**asdict(summary), "out_dir": str(out.root)}, indent=2) + "\n")
+    written.append(out.summary)
+    return written
 
 
 def run_particles(run, datadir: str | os.PathLike | None = None):
@@ -119,3 +158,8 @@ def run_particles(run, datadir: str | os.PathLike | None = None):
                           ctf=resolve_run_path(data.ctf, run.path), ind=resolve_run_path(data.ind, run.path),
                           datadir=datadir or resolve_run_path(data.datadir, run.path),
                           amplitude_contrast=data.amplitude_contrast, require_poses=True, require_ctf=True)
+
+
+def run_positions(particles, original_indices: np.ndarray) -> np.ndarray:
+    """Positions in ``particles`` (the set of :func:`run_particles`) of 0-based original particle indices."""
+    return np.searchsorted(particles.indices, np.asarray(original_indices, dtype=np.int64))

@@ -1,4 +1,5 @@
-"""Shared body of ``write-star`` and ``write-cs`` (not a command: the name starts with ``_``)."""
+"""Shared body of ``write-star`` and ``write-cs``, and the ``--validate`` step of them and ``select``
+(not a command: the name starts with ``_``)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,26 @@ import argparse
 
 
 def add_validation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``--validate`` options of ``write-star``/``write-cs`` (back-projection of the selection)."""
-    val = parser.add_argument_group("validation")
-    val.add_argument("--validate", action="store_true",
-                     help="back-project the selection and the whole file: half-maps and gold-standard FSC")
-    val.add_argument("--datadir", help="folder holding the image stacks (for --validate)")
-    val.add_argument("--invert-contrast", action="store_true",
-                     help="images have black particles (for --validate)")
-    val.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
-                     help="device of the back-projection (default cpu)")
+    """``--overwrite`` and the ``--validate`` options of ``write-star``/``write-cs``."""
+    from cryoscape.cli.options import add_validation
+
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the output file (and OUT_validate/) when it exists (default: refuse)")
+    add_validation(parser)
+
+
+def _refuse_existing(out, validation, overwrite: bool) -> None:
+    """InputError when the output file (or a non-empty validation folder) exists, unless ``overwrite``."""
+    from cryoscape.errors import InputError
+
+    if overwrite:
+        return
+    if out.exists():
+        raise InputError("the output file exists already", path=out, fix="give another -o, or --overwrite to "
+                         "replace it")
+    if validation is not None and validation.root.is_dir() and any(validation.root.iterdir()):
+        raise InputError("the validation folder exists already", path=validation.root,
+                         fix="give another -o, or --overwrite to replace its files")
 
 
 def export_subset(args: argparse.Namespace, kind: str) -> int:
@@ -27,12 +39,16 @@ def export_subset(args: argparse.Namespace, kind: str) -> int:
     from cryoscape.errors import InputError
     from cryoscape.io.legacy import read_index
     from cryoscape.io.subset import check_same_particles, write_cs_subset, write_star_subset
+    from cryoscape.runs.layout import ValidationLayout
 
     source = Path(args.star if kind == "star" else args.cs)
     out = Path(args.out)
-    check_outputs(inputs=[source, args.ind, args.check_against], files=[out])
+    validation = ValidationLayout.beside(out) if args.validate else None
+    check_outputs(inputs=[source, args.ind, args.check_against], files=[out],
+                  folders=[validation.root] if validation else [])
     if out.suffix.lower() != f".{kind}":
         raise InputError(f"the output must end in .{kind}", path=out, fix=f"name it e.g. selected.{kind}")
+    _refuse_existing(out, validation, args.overwrite)
     indices = read_index(args.ind)
     if args.check_against:
         print("check: " + check_same_particles(source, args.check_against))
@@ -50,16 +66,25 @@ def export_subset(args: argparse.Namespace, kind: str) -> int:
         print("note: image names are copied as they are; relative ones resolve from the project folder (RELION) "
               f"or from {source.parent} (pass --datadir to cryoscape commands)")
     if args.validate:
-        from cryoscape.analysis.validation import validate_selection
         from cryoscape.data.particles import load_particles
-        from cryoscape.reconstruct.backproject import BackprojectConfig
-        from cryoscape.training.distributed import choose_device
 
         particles = load_particles(source, datadir=args.datadir, require_poses=True, require_ctf=True)
-        rows = np.unique(indices)
-        config = BackprojectConfig(invert_contrast=args.invert_contrast, device=str(choose_device(args.device)))
-        summary = validate_selection(particles, rows, out.with_name(out.stem + "_validate"), config=config)
-        for line in summary.lines():
-            print(line)
-        print(f"wrote {summary.out_dir}/map.mrc, half1.mrc, half2.mrc, fsc.png, validation.json")
+        validate(particles, np.unique(indices), out, invert_contrast=args.invert_contrast, device=args.device)
     return 0
+
+
+def validate(particles, positions, beside, *, invert_contrast: bool, device: str) -> list:
+    """Back-project ``particles[positions]`` and the whole set into ``<beside>_validate/``; print the gold-standard
+    resolutions and every file written (returned)."""
+    from cryoscape.analysis.validation import validate_selection, write_validation
+    from cryoscape.reconstruct.backproject import BackprojectConfig
+    from cryoscape.runs.layout import ValidationLayout
+    from cryoscape.training.distributed import choose_device
+
+    config = BackprojectConfig(invert_contrast=invert_contrast, device=str(choose_device(device)))
+    result = validate_selection(particles, positions, config=config)
+    written = write_validation(result, ValidationLayout.beside(beside))
+    for line in result.summary.lines():
+        print(line)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return written

@@ -32,7 +32,6 @@ _NOT_COMMANDS = {"main", "common"}
 #: cryoDRGN verbs for commands whose module does not list them in ``ALIASES`` (applied if the command exists).
 EXTRA_ALIASES = {
     "backproject": ("backproject_voxel",),
-    "select": ("filter",),
 }
 
 #: Option spellings rewritten before parsing: cryoDRGN's ``--o`` (an abbreviation of its ``--outdir``).

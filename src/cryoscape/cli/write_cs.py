@@ -15,6 +15,7 @@ of an external job). Rows are written in file order.
 Indices refer to rows of CS. `cryoscape downsample` keeps particle order, so indices from a run trained on a
 downsampled stack apply to the original .cs unchanged (unless the downsample used --ind). Check it with
 --check-against TRAINING_PARTICLES (same count; for a .cs the same uid and blob/idx whatever the stack path).
+An existing output is never replaced unless --overwrite; --validate back-projects the selection (OUT_validate/).
 
 examples:
   cryoscape write-cs J42_particles.cs --ind state_a.txt -o state_a.cs

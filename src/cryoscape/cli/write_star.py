@@ -20,8 +20,9 @@ downsampled stack apply to the original full-size STAR unchanged (unless the dow
 with --check-against TRAINING_PARTICLES: the same number of particles and the same order (image numbers whatever
 the stack file, micrograph names, coordinates, defocus, angles where both files have them).
 
---validate back-projects the selected particles (random half-maps, gold-standard FSC) next to the whole file
-(needs the images: --datadir when they moved), writing OUT_validate/.
+An existing output is never replaced unless --overwrite. --validate back-projects the selected particles
+(random half-maps, gold-standard FSC) next to the whole file (needs the images: --datadir when they moved),
+writing OUT_validate/.
 
 examples:
   cryoscape write-star particles.star --ind state_a.txt -o state_a.star

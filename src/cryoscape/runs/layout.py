@@ -12,9 +12,11 @@ module spells a path of the run folder. Layout (``N`` = epoch, ``K`` = number of
                                    vol_001.mrc …, montage.png, kmeansK.cxc, z_pca.png, umap.png
         pcI/                       SeriesLayout of the I-th PC traversal
         analyze.ipynb  report.html
+        compare_RUN2/              ComparisonLayout (cryoscape compare-runs RUN RUN2)
     RUN/landscape.N/               LandscapeLayout (cryoscape analyze-landscape)
     RUN/traversals.N/NAME/         SeriesLayout (pc-traversal, graph-traversal, direct-traversal)
     RUN/selections/                selections written from the report or ``cryoscape select``
+    NAME_validate/                 ValidationLayout, next to a selection or exported .star/.cs (``--validate``)
 
 Each layout is a frozen value naming paths; it creates nothing. Readers that need a file say which kind of file
 they need, so an error can name the command that writes it.
@@ -148,6 +150,10 @@ class AnalysisLayout:
                     found.append(int(m.group(1)))
         return sorted(found)
 
+    def comparison(self, other: str) -> ComparisonLayout:
+        """``compare_OTHER/``: ``cryoscape compare-runs`` of this run against the run folder named ``other``."""
+        return ComparisonLayout(self.root / f"compare_{other}")
+
     def pc_values(self) -> list[int]:
         """Index of every ``pcI`` folder, increasing."""
         if not self.root.is_dir():
@@ -231,6 +237,67 @@ class SelectionsLayout:
     def selection(self, name: str) -> Path:
         """``NAME.txt``: 0-based original particle indices, one per line."""
         return self.root / f"{name}.txt"
+
+
+@dataclass(frozen=True)
+class ComparisonLayout:
+    """A folder written by ``cryoscape compare-runs`` (anywhere; by default ``RUN1/analyze.N/compare_RUN2``)."""
+
+    root: Path
+
+    @property
+    def summary(self) -> Path:
+        """``comparison.json``: every agreement measure, its chance level and the verdict."""
+        return self.root / "comparison.json"
+
+    @property
+    def confusion_csv(self) -> Path:
+        return self.root / "confusion.csv"
+
+    @property
+    def confusion_png(self) -> Path:
+        return self.root / "confusion.png"
+
+
+@dataclass(frozen=True)
+class ValidationLayout:
+    """``NAME_validate/``: back-projection of a selection (``--validate`` of select, write-star, write-cs)."""
+
+    root: Path
+
+    @classmethod
+    def beside(cls, output: str | Path) -> ValidationLayout:
+        """The folder next to an output file or base name: ``sel.star`` or ``sel`` → ``sel_validate/``."""
+        output = Path(output)
+        stem = output.stem if output.suffix.lower() in {".txt", ".pkl", ".star", ".cs"} else output.name
+        return cls(output.with_name(stem + "_validate"))
+
+    @property
+    def map(self) -> Path:
+        return self.root / "map.mrc"
+
+    def half_map(self, half: int) -> Path:
+        """``half1.mrc`` / ``half2.mrc``."""
+        return self.root / f"half{int(half)}.mrc"
+
+    @property
+    def fsc_csv(self) -> Path:
+        """``fsc.csv``: FSC of the selection's half-maps."""
+        return self.root / "fsc.csv"
+
+    @property
+    def fsc_whole_csv(self) -> Path:
+        """``fsc_whole.csv``: FSC of the whole set's half-maps."""
+        return self.root / "fsc_whole.csv"
+
+    @property
+    def fsc_png(self) -> Path:
+        return self.root / "fsc.png"
+
+    @property
+    def summary(self) -> Path:
+        """``validation.json``: particle counts and gold-standard resolutions."""
+        return self.root / "validation.json"
 
 
 def analysis_dir_name(epoch: int) -> str:
