@@ -439,5 +439,6 @@ def write_comparison(result: RunComparison, layout: ComparisonLayout | str | os.
         np.savetxt(handle, result.match.confusion, fmt="%d", delimiter=",",
                    header="rows: run1 clusters 1..K; " + header, comments="# ")
     plot_confusion(result.match, out.confusion_png, names=names, title=f"{100 * result.match.agreement:.1f} % "
-                   f"identical labels after matching ({result.n_common} particles)")
+                   f"identical labels after matching (chance {100 * result.label_chance:.1f} %; "
+                   f"{result.n_common} particles)")
     return [out.summary, out.confusion_csv, out.confusion_png]

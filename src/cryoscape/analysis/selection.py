@@ -223,7 +223,7 @@ def select_particles(run, config: SelectionConfig) -> SelectionResult:
 
 def default_output(run, config: SelectionConfig) -> Path:
     """``RUN/selections/epochN_<criteria>``: where a selection goes without ``-o``."""
-    return run.run_dir.selections.selection(f"epoch{run.epoch}_{config.name()}")
+    return run.run_dir.selections.default_selection(run.epoch, config.name())
 
 
 def selection_paths(out: str | os.PathLike, pkl: bool = False) -> list[Path]:
@@ -247,6 +247,15 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
+def refuse_inputs(paths: list[Path], inputs) -> None:
+    """InputError when one of the output ``paths`` (:func:`selection_paths`) is one of the ``inputs`` files."""
+    for path in paths:
+        for source in (Path(p) for p in inputs if p is not None):
+            if _same_file(path, source):
+                raise InputError(f"the output would replace the input {source}", path=path,
+                                 fix=f"give -o another name, e.g. -o {paths[0].with_name(paths[0].stem + '_sel')}")
+
+
 def write_selection(result: SelectionResult, out: str | os.PathLike, pkl: bool = False) -> list[Path]:
     """Write the selected and the other original indices of the run, one a line (with ``pkl`` also as cryoDRGN
     index pickles), each atomically; returns the paths written (selected first).
@@ -259,11 +268,7 @@ def write_selection(result: SelectionResult, out: str | os.PathLike, pkl: bool =
     from cryoscape.io.legacy import write_index
 
     paths = selection_paths(out, pkl)
-    for path in paths:
-        for source in result.inputs:
-            if _same_file(path, source):
-                raise InputError(f"the output would replace the input {source}", path=path,
-                                 fix=f"give -o another name, e.g. -o {paths[0].with_name(paths[0].stem + '_sel')}")
+    refuse_inputs(paths, result.inputs)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     values = (result.selection.indices, result.selection.inverse_indices)
     return [write_index(path, values[i % 2]) for i, path in enumerate(paths)]

@@ -63,14 +63,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cryoscape.analysis import selection as sel
     from cryoscape.analysis.api import TrainedRun
+    from cryoscape.cli.common import check_outputs
     from cryoscape.cli.options import chosen_epoch, config_from_args
 
     run_ = TrainedRun.open(args.run, epoch=chosen_epoch(args), device="cpu")
     if getattr(args, "command", None) == "filter" and not _criteria_given(args):
         raise sel.no_criterion_error(run_, "`filter` opens no window here")
     config = config_from_args(sel.SelectionConfig, args)
+    out = args.out or sel.default_output(run_, config)
+    sel.refuse_inputs(sel.selection_paths(out, args.pkl), [config.from_file])  # before any work
+    check_outputs(files=sel.selection_paths(out, args.pkl))
     result = sel.select_particles(run_, config)
-    written = sel.write_selection(result, args.out or sel.default_output(run_, config), pkl=args.pkl)
+    written = sel.write_selection(result, out, pkl=args.pkl)
     for line in result.lines():
         print(line)
     source = result.particles_path

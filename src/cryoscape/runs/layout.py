@@ -238,6 +238,10 @@ class SelectionsLayout:
         """``NAME.txt``: 0-based original particle indices, one per line."""
         return self.root / f"{name}.txt"
 
+    def default_selection(self, epoch: int, criteria: str) -> Path:
+        """``epochN_CRITERIA.txt``: what ``cryoscape select`` writes without ``-o`` (e.g. ``epoch9_kmeans20_1-2``)."""
+        return self.selection(f"epoch{int(epoch)}_{criteria}")
+
 
 @dataclass(frozen=True)
 class ComparisonLayout:
