@@ -314,3 +314,13 @@ def test_far_clusters_are_bridged_by_their_closest_pair_and_the_long_bridge_is_f
     assert graph.longest_bridge_ratio > 10 * LONG_EDGE_RATIO
     path = graph_path(graph, np.array([3, 150]))
     assert path.bridge_steps.sum() >= 1 and path.steps.max() == pytest.approx(closest, rel=1e-12)
+    # the particles behind each bridge, against removing it and counting
+    from scipy.sparse.csgraph import connected_components
+
+    dense = graph.matrix.toarray()
+    for (i, j), side in zip(graph.bridges, graph.bridge_sides):
+        cut = dense.copy()
+        cut[i, j] = cut[j, i] = 0
+        _, label = connected_components(cut, directed=False)
+        assert side == min((label == label[i]).sum(), (label == label[j]).sum())
+    assert graph.bridge_sides[graph.long_bridges()].tolist() == [100]

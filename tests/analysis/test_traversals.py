@@ -185,3 +185,13 @@ def test_graph_traversal_command_connects_by_default_and_writes_in_the_run(train
     path = np.loadtxt(series.path_ind, dtype=np.int64, ndmin=1)
     assert path[0] == a and path[-1] == b
     assert json.loads(series.summary.read_text())["epoch"] == 1
+
+
+def test_a_lone_far_particle_is_reported_as_an_outlier_not_a_cloud():
+    rng = np.random.default_rng(3)
+    z = np.concatenate([rng.normal(0, 0.1, (80, 2)), [[3.0, 3.0]]])
+    run = _Latents(z)
+    t = tv.graph_traversal(run, tv.GraphTraversalConfig(anchors=(run.indices[0], run.indices[5])))
+    assert t.graph.long_bridges == 1 and t.graph.largest_separated == 1
+    text = "\n".join(t.graph.describe())
+    assert "lone outlier" in text and "separate clouds" not in text and t.graph.gap is None

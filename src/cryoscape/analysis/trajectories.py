@@ -130,6 +130,9 @@ class NeighbourGraph:
     bridges : ndarray (B, 2) int64
         Row pairs (i < j) of the bridges: the edges added to join the parts (B = n_parts - 1 when bridged).
     bridge_lengths : ndarray (B,) float64
+    bridge_sides : ndarray (B,) int64
+        Particles on the smaller side of each bridge (the graph without it falls in two): 1 for a lone outlier,
+        a cloud's size where bridges join separate clouds.
     median_edge : float
         Median length of the neighbour edges (the typical step; 0 when there are none).
     """
@@ -142,6 +145,7 @@ class NeighbourGraph:
     n_parts: int
     bridges: np.ndarray
     bridge_lengths: np.ndarray
+    bridge_sides: np.ndarray
     median_edge: float
 
     @property
@@ -150,6 +154,12 @@ class NeighbourGraph:
         if len(self.bridge_lengths) == 0 or self.median_edge <= 0:
             return 0.0
         return float(self.bridge_lengths.max() / self.median_edge)
+
+    def long_bridges(self, ratio: float = LONG_EDGE_RATIO) -> np.ndarray:
+        """Indices of the bridges longer than ``ratio`` median edges (gaps with no particles)."""
+        if self.median_edge <= 0:
+            return np.flatnonzero(self.bridge_lengths > 0)
+        return np.flatnonzero(self.bridge_lengths > ratio * self.median_edge)
 
     def is_bridge(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether each edge a[i]–b[i] (rows) is a bridge: bool (len(a),)."""
@@ -222,10 +232,11 @@ def neighbour_graph(z: np.ndarray, max_neighbours: int = MAX_NEIGHBOURS,
     near = kd <= cutoff
     ka, kb, kd = ka[near], kb[near], kd[near]
     n_parts, parts = _components(ka, kb, n)
-    ba = bb = np.zeros(0, dtype=np.int64)
+    ba = bb = sides = np.zeros(0, dtype=np.int64)
     bd = np.zeros(0)
     if connect and n_parts > 1:
         ba, bb, bd = _bridges(z, parts, a, b, d, workers)
+        sides = _bridge_sides(parts, ba, bb)
     ea, eb, ed = np.concatenate([ka, ba]), np.concatenate([kb, bb]), np.concatenate([kd, bd])
     # zero-length edges (duplicate encodings) would vanish from a sparse matrix: give them a tiny length
     w = np.where(ed > 0, ed, np.finfo(np.float64).tiny)
@@ -236,7 +247,7 @@ def neighbour_graph(z: np.ndarray, max_neighbours: int = MAX_NEIGHBOURS,
     return NeighbourGraph(matrix=matrix, cutoff=cutoff, mean_degree=float(degree.mean()),
                           max_degree=int(degree.max(initial=0)), n_components=n_comp, n_parts=n_parts,
                           bridges=np.stack([np.minimum(ba, bb), np.maximum(ba, bb)], axis=1).reshape(-1, 2),
-                          bridge_lengths=bd, median_edge=float(np.median(kd)) if len(kd) else 0.0)
+                          bridge_lengths=bd, bridge_sides=sides, median_edge=float(np.median(kd)) if len(kd) else 0.0)
 
 
 def _candidate_pairs(z: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -320,6 +331,23 @@ def _bridges(z: np.ndarray, parts: np.ndarray, a: np.ndarray, b: np.ndarray, d: 
         ba, bb, bd = (np.concatenate([ba, ga[chosen]]), np.concatenate([bb, gb[chosen]]),
                       np.concatenate([bd, gd[chosen]]))
     return ba, bb, bd
+
+
+def _bridge_sides(parts: np.ndarray, ba: np.ndarray, bb: np.ndarray) -> np.ndarray:
+    """Particles on the smaller side of each bridge: the bridges are a tree over the parts (labels (N,))."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    n_parts = int(parts.max()) + 1
+    size = np.bincount(parts, minlength=n_parts).astype(np.int64)
+    u, v = parts[ba], parts[bb]
+    tree = coo_matrix((np.ones(len(u)), (u, v)), shape=(n_parts, n_parts)).tocsr()
+    order, parent = breadth_first_order(tree, 0, directed=False, return_predecessors=True)
+    below = size.copy()
+    for node in order[::-1][:-1]:  # leaves first: the particles below each part, root excluded
+        below[parent[node]] += below[node]
+    child = np.where(parent[v] == u, v, u)
+    return np.minimum(below[child], len(parts) - below[child])
 
 
 def _closest_pairs(z: np.ndarray, groups: np.ndarray, n_groups: int,

@@ -32,6 +32,8 @@ from cryoscape.runs.layout import AnalysisLayout, SeriesLayout, TraversalsLayout
 if TYPE_CHECKING:
     from cryoscape.analysis.api import TrainedRun
 
+#: A long bridge with at least this many particles on its smaller side joins separate clouds (fewer: outliers).
+MIN_CLOUD = 5
 #: Rows of a montage at most: longer series show an evenly spaced subset (first and last map included).
 MAX_MONTAGE_ROWS = 20
 KINDS = ("pc", "direct", "graph")
@@ -139,6 +141,8 @@ class GraphSummary:
     n_parts: int
     n_bridges: int
     longest_bridge_ratio: float
+    long_bridges: int
+    largest_separated: int
     median_edge: float
     path_particles: int
     path_length: float
@@ -153,8 +157,12 @@ class GraphSummary:
         if self.n_bridges:
             line = (f"{self.n_bridges} bridge(s) join its {self.n_parts} parts (longest "
                     f"{self.longest_bridge_ratio:.1f}× the median edge)")
-            if self.longest_bridge_ratio > tj.LONG_EDGE_RATIO:
-                line += ": some particles form separate clouds"
+            if self.largest_separated >= MIN_CLOUD:
+                line += (f"; {self.long_bridges} long bridge(s) cross gaps with no particles, one separating "
+                         f"{self.largest_separated} particles from the rest: the data form separate clouds")
+            elif self.long_bridges:
+                line += (f"; {self.long_bridges} long bridge(s) join lone outlier particles (at most "
+                         f"{self.largest_separated} particle(s) behind each)")
             lines.append(line)
         lines.append(f"path: {self.path_particles} particles, latent length {self.path_length:.4g}, longest step "
                      f"{self.longest_step_ratio:.1f}× the median edge, {self.bridge_steps} step(s) along bridges")
@@ -312,11 +320,14 @@ def _graph_summary(graph: tj.NeighbourGraph, path: tj.GraphPath, particles: np.n
     if len(ratios) and ratios.max() > tj.LONG_EDGE_RATIO:
         j = int(np.argmax(ratios))
         gap = (f"the path crosses a gap: its step from particle {particles[j]} to particle {particles[j + 1]} is "
-               f"{path.steps[j]:.3g} latent units, {ratios[j]:.0f}× the median neighbour edge ({median:.3g}); the "
-               "anchors lie in separate clouds of particles and the maps across the gap interpolate between them")
+               f"{path.steps[j]:.3g} latent units, {ratios[j]:.0f}× the median neighbour edge ({median:.3g}), with "
+               "no particles between (an outlier anchor, or anchors in separate clouds); maps across the gap "
+               "interpolate between states no particle shows")
+    long = graph.long_bridges()
     return GraphSummary(n_particles=graph.matrix.shape[0], cutoff=graph.cutoff, mean_degree=graph.mean_degree,
                         max_degree=graph.max_degree, n_parts=graph.n_parts, n_bridges=len(graph.bridge_lengths),
-                        longest_bridge_ratio=graph.longest_bridge_ratio, median_edge=median,
+                        longest_bridge_ratio=graph.longest_bridge_ratio, long_bridges=len(long),
+                        largest_separated=int(graph.bridge_sides[long].max(initial=0)), median_edge=median,
                         path_particles=len(path.rows), path_length=path.length,
                         longest_step_ratio=float(ratios.max(initial=0.0)),
                         bridge_steps=int(path.bridge_steps.sum()), gap=gap)
