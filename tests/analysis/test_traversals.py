@@ -195,3 +195,9 @@ def test_a_lone_far_particle_is_reported_as_an_outlier_not_a_cloud():
     assert t.graph.long_bridges == 1 and t.graph.largest_separated == 1
     text = "\n".join(t.graph.describe())
     assert "lone outlier" in text and "separate clouds" not in text and t.graph.gap is None
+
+
+def test_a_graph_path_between_one_particle_and_itself_is_refused():
+    run = _Latents(np.random.default_rng(4).standard_normal((40, 2)))
+    with pytest.raises(InputError, match="the anchors are all one particle"):
+        tv.graph_traversal(run, tv.GraphTraversalConfig(anchors=(run.indices[2], run.indices[2])))

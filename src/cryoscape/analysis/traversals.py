@@ -283,6 +283,9 @@ def graph_traversal(run: TrainedRun, config: GraphTraversalConfig) -> Traversal:
     graph = tj.neighbour_graph(z, max_neighbours=config.max_neighbors, avg_neighbours=config.avg_neighbors,
                                connect=config.connect)
     path = tj.graph_path(graph, rows, names)
+    if len(path.rows) < 2:
+        raise InputError(f"the anchors are all one particle ({names[0]}): the path has a single point",
+                         fix="give anchors at different particles")
     particles = run.indices[path.rows].astype(np.int64)
     n_points = config.n_points or len(path.rows)
     if config.smooth == 1 and n_points == len(path.rows):

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryoscape.cli import options
 from cryoscape.cli.eval_vol import MAX_MAPS_UNASKED  # more maps than this need --yes, as for eval-vol
+
+if TYPE_CHECKING:
+    from cryoscape.analysis.api import TrainedRun
+    from cryoscape.analysis.traversals import Traversal
 
 
 def add_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
@@ -24,14 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
     options.add_device(maps)
 
 
-def open_run(args: argparse.Namespace):
+def open_run(args: argparse.Namespace) -> TrainedRun:
     from cryoscape.analysis.api import TrainedRun
 
     return TrainedRun.open(args.run, epoch=options.chosen_epoch(args), device=args.device,
                            pixel_size_angstrom=args.apix)
 
 
-def write(args: argparse.Namespace, run, traversals: list) -> None:
+def write(args: argparse.Namespace, run: TrainedRun, traversals: list[Traversal]) -> None:
     """Write each traversal to -o (a subfolder each when several) or its default folder; print where."""
     from cryoscape.analysis import traversals as tv
     from cryoscape.runs.layout import SeriesLayout, TraversalsLayout
