@@ -304,15 +304,15 @@ def _spanning_links(n_nodes: int, u: np.ndarray, v: np.ndarray, w: np.ndarray) -
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import minimum_spanning_tree
 
-    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    lo, hi = np.minimum(u, v).astype(np.int64), np.maximum(u, v).astype(np.int64)
     order = np.lexsort((w, lo * n_nodes + hi))  # shortest link of each node pair first
     key = (lo * n_nodes + hi)[order]
-    best = order[np.concatenate([[True], key[1:] != key[:-1]])] if len(order) else order
+    first = np.concatenate([[True], key[1:] != key[:-1]]) if len(order) else np.zeros(0, dtype=bool)
+    best, best_key = order[first], key[first]  # best_key increasing
     weight = np.where(w[best] > 0, w[best], np.finfo(np.float64).tiny)
     tree = minimum_spanning_tree(coo_matrix((weight, (lo[best], hi[best])), shape=(n_nodes, n_nodes))).tocoo()
-    lookup = {int(k): int(i) for k, i in zip(lo[best] * n_nodes + hi[best], best)}
     pairs = np.minimum(tree.row, tree.col).astype(np.int64) * n_nodes + np.maximum(tree.row, tree.col)
-    return np.asarray([lookup[int(k)] for k in pairs], dtype=np.int64)
+    return best[np.searchsorted(best_key, pairs)]
 
 
 def _bridges(z: np.ndarray, parts: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.ndarray,
