@@ -9,9 +9,17 @@ import pytest
 
 from cryoscape.analysis.api import TrainedRun
 from cryoscape.analysis.latent import fit_pca, pc_traversal
-from cryoscape.analysis.trajectories import direct_points, graph_path, neighbour_graph, pc_points, smooth_path
+from cryoscape.analysis.trajectories import (
+    LONG_EDGE_RATIO,
+    direct_points,
+    graph_path,
+    neighbour_graph,
+    pc_points,
+    smooth_path,
+)
 from cryoscape.cli.main import main
 from cryoscape.errors import InputError
+from cryoscape.runs.layout import SeriesLayout
 
 
 def _brute_force_edges(z: np.ndarray, k: int, cutoff: float) -> set[tuple[int, int]]:
@@ -69,7 +77,7 @@ def test_degree_cap_holds_on_the_final_graph_even_around_hubs():
     z = np.concatenate([np.zeros((1, 20)), 0.5 * np.eye(20), -0.5 * np.eye(20)])
     z += 1e-3 * rng.standard_normal(z.shape)  # no ties
     for k in (3, 10):
-        graph = neighbour_graph(z, max_neighbours=k, avg_neighbours=100.0)  # cutoff: every capped pair
+        graph = neighbour_graph(z, max_neighbours=k, avg_neighbours=100.0, connect=False)  # every capped pair
         degree = np.diff(graph.matrix.indptr)
         assert degree.max() <= k and graph.max_degree == degree.max()
         m = graph.matrix.tocoo()
@@ -133,13 +141,14 @@ def test_graph_path_is_connected_respects_the_cutoff_and_is_shortest():
     assert via.rows[via.anchor_positions[1]] == 200 and list(via.anchor_positions) == sorted(via.anchor_positions)
 
 
-def test_anchors_in_disconnected_components_give_a_clear_error():
+def test_anchors_in_separate_parts_without_bridges_give_an_error_naming_the_option():
     rng = np.random.default_rng(2)
     z = np.concatenate([rng.normal(0, 0.1, (100, 2)), rng.normal(50, 0.1, (100, 2))])
-    graph = neighbour_graph(z)
-    assert graph.n_components >= 2
-    with pytest.raises(InputError, match="anchors particle 3 and particle 150 are in disconnected components"):
+    graph = neighbour_graph(z, connect=False)
+    assert graph.n_components >= 2 and len(graph.bridges) == 0
+    with pytest.raises(InputError, match="anchors particle 3 and particle 150 are in separate parts") as info:
         graph_path(graph, np.array([3, 150]), ["particle 3", "particle 150"])
+    assert "--no-connect" in str(info.value)
 
 
 def test_direct_points_interpolate_between_anchors():
@@ -187,7 +196,7 @@ def test_pc_traversal_command_writes_points_maps_montage_and_script(trained_run,
 
 
 def _far_connected_pair(z: np.ndarray) -> tuple[int, int]:
-    """Two rows of the largest connected component of the default graph, far apart."""
+    """Two rows of the largest connected component of the default graph (all of it: bridged), far apart."""
     from scipy.sparse.csgraph import connected_components
 
     _, comp = connected_components(neighbour_graph(z).matrix, directed=False)
@@ -203,17 +212,20 @@ def test_graph_traversal_command_between_particles(trained_run, tmp_path):
     out = tmp_path / "g"
     assert main(["graph-traversal", str(trained_run), "--anchors", str(a), str(b), "-o", str(out), "--volumes",
                  "-d", "16", "--device", "cpu", "--smooth", "1"]) == 0
-    path = np.loadtxt(out / "path_indices.txt", dtype=np.int64, ndmin=1)
+    path = np.loadtxt(SeriesLayout(out).path_ind, dtype=np.int64, ndmin=1)
     assert path[0] == a and path[-1] == b
     z = np.loadtxt(out / "z_values.txt", ndmin=2)
     np.testing.assert_allclose(z, run.z[run.rows_of(path)], atol=1e-5)
     graph = neighbour_graph(run.z)
-    steps = np.linalg.norm(np.diff(run.z[run.rows_of(path)].astype(np.float64), axis=0), axis=1)
-    assert np.all(steps <= graph.cutoff * (1 + 1e-6))
+    rows = run.rows_of(path)
+    assert np.all(graph.matrix.toarray()[rows[:-1], rows[1:]] > 0)  # every step is an edge (neighbour or bridge)
+    steps = np.linalg.norm(np.diff(run.z[rows].astype(np.float64), axis=0), axis=1)
+    bridge = graph.is_bridge(rows[:-1], rows[1:])
+    assert np.all(steps[~bridge] <= graph.cutoff * (1 + 1e-6))
     assert len(list(out.glob("vol_*.mrc"))) == len(path) and (out / "g.cxc").exists()
     # default: maps along the smoothed path (same particles, points = smooth_path of them)
     assert main(["graph-traversal", str(trained_run), "--anchors", str(a), str(b), "-o", str(tmp_path / "s")]) == 0
-    np.testing.assert_array_equal(np.loadtxt(tmp_path / "s" / "path_indices.txt", dtype=np.int64, ndmin=1), path)
+    np.testing.assert_array_equal(np.loadtxt(SeriesLayout(tmp_path / "s").path_ind, dtype=np.int64, ndmin=1), path)
     np.testing.assert_allclose(np.loadtxt(tmp_path / "s" / "z_values.txt", ndmin=2),
                                smooth_path(run.z, run.rows_of(path), neighbours=10), atol=1e-5)
 
@@ -224,7 +236,7 @@ def test_graph_traversal_on_a_subset_run_uses_original_indices(trained_subset_ru
     a, b = int(run.indices[ra]), int(run.indices[rb])
     out = tmp_path / "odd"
     assert main(["graph-traversal", str(trained_subset_run), "--anchors", str(a), str(b), "-o", str(out)]) == 0
-    path = np.loadtxt(out / "path_indices.txt", dtype=np.int64, ndmin=1)
+    path = np.loadtxt(SeriesLayout(out).path_ind, dtype=np.int64, ndmin=1)
     assert np.all(path % 2 == 1) and path[0] == a and path[-1] == b
     assert main(["graph-traversal", str(trained_subset_run), "--anchors", "2", str(b), "-o", str(out)]) == 2
     assert "not part of this run" in capsys.readouterr().err
@@ -250,3 +262,65 @@ def test_kmeans_anchors_resolve_through_centers_ind_or_say_what_to_run(trained_r
     assert main(["graph-traversal", str(trained_run), "--kmeans", "3", "--anchors", "1", "4",
                  "--analyze-dir", str(tmp_path / "an"), "-o", str(out)]) == 2
     assert "cluster id(s) [4] out of range" in capsys.readouterr().err
+
+
+# --- bridges: the graph connects wherever the data are one cloud ------------------------------------------------
+def test_bridges_join_a_1d_curve_that_the_degree_cap_splits_into_pairs():
+    rng = np.random.default_rng(7)
+    z = np.sort(rng.uniform(0, 10, 200))[:, None]  # rows in order along the curve
+    split = neighbour_graph(z, max_neighbours=1, connect=False)  # mutual nearest neighbours: pairs and triples
+    joined = neighbour_graph(z, max_neighbours=1)
+    assert split.n_components > 20 and joined.n_components == 1
+    assert joined.n_parts == split.n_components and len(joined.bridges) == split.n_components - 1
+    # the bridges are the gaps between consecutive points: together, the chain of the curve
+    m = joined.matrix.tocoo()
+    assert {(int(i), int(j)) for i, j in zip(m.row, m.col) if i < j} == {(i, i + 1) for i in range(199)}
+    np.testing.assert_allclose(joined.bridge_lengths, np.abs(np.diff(z[joined.bridges], axis=1)).ravel())
+    assert np.all(np.abs(np.diff(joined.bridges, axis=1)) == 1)
+    path = graph_path(joined, np.array([0, 199]))
+    np.testing.assert_array_equal(path.rows, np.arange(200))
+    assert path.bridge_steps.sum() == len(joined.bridges)
+
+
+def test_bridges_join_an_8d_cloud_that_the_degree_cap_splits():
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((800, 8))
+    joined = neighbour_graph(z)
+    assert joined.n_parts > 1  # the capped graph, even with the raised cutoff, is in pieces (the old failure)
+    assert joined.n_components == 1 and len(joined.bridges) == joined.n_parts - 1
+    # the neighbour edges are all kept; bridges join different parts, along candidate pairs (k-nearest)
+    both = joined.matrix.toarray()
+    kept = neighbour_graph(z, connect=False).matrix.toarray()
+    assert np.all(both[kept > 0] > 0)
+    from scipy.sparse.csgraph import connected_components
+
+    edges = both.copy()
+    edges[joined.bridges[:, 0], joined.bridges[:, 1]] = edges[joined.bridges[:, 1], joined.bridges[:, 0]] = 0
+    _, part = connected_components(edges, directed=False)
+    assert np.all(part[joined.bridges[:, 0]] != part[joined.bridges[:, 1]])
+    tenth = np.sort(np.linalg.norm(z[:, None] - z[None], axis=-1), axis=1)[:, 10]
+    assert np.all(joined.bridge_lengths <= np.maximum(tenth[joined.bridges[:, 0]], tenth[joined.bridges[:, 1]]))
+    assert 0 < joined.longest_bridge_ratio < LONG_EDGE_RATIO  # one cloud: no bridge far longer than typical
+
+
+def test_far_clusters_are_bridged_by_their_closest_pair_and_the_long_bridge_is_flagged():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0, 0.1, (100, 2)), rng.normal(5, 0.1, (100, 2))
+    z = np.concatenate([a, b])
+    graph = neighbour_graph(z)
+    assert graph.n_components == 1 and graph.n_parts >= 2
+    closest = np.linalg.norm(a[:, None] - b[None], axis=-1).min()
+    assert graph.bridge_lengths.max() == pytest.approx(closest, rel=1e-12)
+    assert graph.longest_bridge_ratio > 10 * LONG_EDGE_RATIO
+    path = graph_path(graph, np.array([3, 150]))
+    assert path.bridge_steps.sum() >= 1 and path.steps.max() == pytest.approx(closest, rel=1e-12)
+    # the particles behind each bridge, against removing it and counting
+    from scipy.sparse.csgraph import connected_components
+
+    dense = graph.matrix.toarray()
+    for (i, j), side in zip(graph.bridges, graph.bridge_sides):
+        cut = dense.copy()
+        cut[i, j] = cut[j, i] = 0
+        _, label = connected_components(cut, directed=False)
+        assert side == min((label == label[i]).sum(), (label == label[j]).sum())
+    assert graph.bridge_sides[graph.long_bridges()].tolist() == [100]

@@ -4,61 +4,73 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryoscape.cli import options
+from cryoscape.cli.eval_vol import MAX_MAPS_UNASKED  # more maps than this need --yes, as for eval-vol
+
+if TYPE_CHECKING:
+    from cryoscape.analysis.api import TrainedRun
+    from cryoscape.analysis.traversals import Traversal
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """RUN, --epoch, -o, --volumes and the map options."""
-    parser.add_argument("run", metavar="RUN", help="run folder (or one of its weights.N.pt), or a cryoDRGN run "
-                        "folder or its z.N.pkl")
-    parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default: the latest)")
-    parser.add_argument("-o", "--outdir", default=None,
-                        help="output folder (default RUN/traversals.<epoch>/<name>)")
-    parser.add_argument("--volumes", action="store_true",
-                        help="also generate the map at every point, with montage.png and <folder>.cxc")
-    parser.add_argument("--downsample", "-d", type=int, default=None, metavar="D",
-                        help="box of the maps (even, at most the training box; default the training box)")
-    parser.add_argument("--Apix", "--apix", dest="apix", type=float, default=None,
-                        help="pixel size of the training images in Å (default: from the run; needed only for a "
-                        "cryoDRGN run whose CTF file is not found)")
-    parser.add_argument("--flip", action="store_true", help="mirror the maps (reverse the z axis)")
-    parser.add_argument("--invert", action="store_true", help="multiply the maps by -1")
-    parser.add_argument("-b", "--batch-size", dest="batch_size", type=int, default=8,
-                        help="maps decoded per batch (default %(default)s)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="where to decode maps (default %(default)s)")
+def add_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """RUN [EPOCH], the config's options, output (-o, --volumes, --yes) and the map options."""
+    options.add_run(parser)
+    options.add_config_options(parser, config_cls)
+    out = parser.add_argument_group("output")
+    out.add_argument("-o", "--outdir", default=None, help="output folder (default RUN/traversals.<epoch>/<name>)")
+    out.add_argument("--volumes", action="store_true",
+                     help="also generate the map at every point, with montage.png and <folder>.cxc")
+    out.add_argument("--yes", "-y", action="store_true",
+                     help=f"allow more than {MAX_MAPS_UNASKED} maps (they can fill a disk)")
+    maps = parser.add_argument_group("maps (with --volumes)")
+    options.add_map_output(maps)
+    options.add_device(maps)
 
 
-def add_anchor_arguments(parser: argparse.ArgumentParser) -> None:
-    """--anchors, --kmeans, --analyze-dir."""
-    parser.add_argument("--anchors", type=int, nargs="+", required=True, metavar="A",
-                        help="0-based original particle indices (or, with --kmeans K, 1-based k-means cluster ids)")
-    parser.add_argument("--kmeans", type=int, default=None, metavar="K",
-                        help="anchors are k-means cluster ids of 'cryoscape analyze RUN --ksample K'; their "
-                        "on-data centre particles are used")
-    parser.add_argument("--analyze-dir", dest="analyze_dir", default=None,
-                        help="where 'cryoscape analyze' wrote (default RUN/analyze.<epoch>)")
-
-
-def open_run(args: argparse.Namespace):
+def open_run(args: argparse.Namespace) -> TrainedRun:
     from cryoscape.analysis.api import TrainedRun
 
-    return TrainedRun.open(args.run, epoch=args.epoch, device=args.device, pixel_size_angstrom=args.apix)
+    return TrainedRun.open(args.run, epoch=options.chosen_epoch(args), device=args.device,
+                           pixel_size_angstrom=args.apix)
 
 
-def output_dir(args: argparse.Namespace, run, name: str) -> Path:
-    from cryoscape.analysis.trajectories import traversals_dir
+def write(args: argparse.Namespace, run: TrainedRun, traversals: list[Traversal]) -> None:
+    """Write each traversal to -o (a subfolder each when several) or its default folder; print where."""
+    from cryoscape.analysis import traversals as tv
+    from cryoscape.runs.layout import SeriesLayout, TraversalsLayout
 
-    return Path(args.outdir) if args.outdir else traversals_dir(run) / name
-
-
-def write(args: argparse.Namespace, run, z, out: Path, title: str, labels: list[str] | None = None) -> dict:
-    """Write the path (and maps with --volumes); print where."""
-    from cryoscape.analysis.trajectories import write_trajectory
-
-    written = write_trajectory(run, z, out, volumes=args.volumes, box_size=args.downsample,
-                               batch_size=args.batch_size, flip=args.flip, invert=args.invert, title=title,
-                               labels=labels, show_progress=True)
-    print(f"{len(z)} points: {written['z_path']}")
+    maps = None
     if args.volumes:
-        print(f"{len(written['maps'])} maps in {out}/ (montage.png, {out.name}.cxc: chimerax {written['script']})")
-    return written
+        _check_map_count(sum(len(t.points) for t in traversals), args.downsample or run.box_size, args.yes)
+        maps = tv.MapOptions(box_size=args.downsample, batch_size=args.batch_size, flip=args.flip,
+                             invert=args.invert)
+    for t in traversals:
+        if args.outdir is None:
+            series = tv.default_series(run, t)
+        elif len(traversals) > 1:
+            series = tv.series_in(TraversalsLayout(Path(args.outdir)), t)
+        else:
+            series = SeriesLayout(Path(args.outdir))
+        if t.graph is not None:
+            print("\n".join(t.graph.describe()))
+        tv.write_traversal(run, t, series, maps, show_progress=True)
+        print(f"{t.title}\n  {len(t.points)} points: {series.z_values}")
+        if t.path_particles is not None:
+            print(f"  path particles (original indices): {series.path_ind}")
+        if maps is not None:
+            print(f"  {len(t.points)} maps in {series.root}/, montage {series.montage.name}; play: chimerax "
+                  f"{series.chimerax_script}")
+
+
+def _check_map_count(count: int, box_size: int, yes: bool) -> None:
+    """eval-vol's rule: more than MAX_MAPS_UNASKED maps need --yes; the error says the disk used and the fix."""
+    from cryoscape.cli.eval_vol import check_map_count
+    from cryoscape.errors import InputError
+
+    try:
+        check_map_count(count, box_size, yes)
+    except InputError as exc:
+        raise InputError(exc.problem, fix="add --yes to write them all, or ask for fewer points (-n N); "
+                         "-d/--downsample makes smaller maps") from None

@@ -227,6 +227,23 @@ class TraversalsLayout:
     def series(self, name: str) -> SeriesLayout:
         return SeriesLayout(self.root / name)
 
+    def pc(self, index: int) -> SeriesLayout:
+        """``pcI``: the traversal along the 1-based principal component ``index`` (pc-traversal)."""
+        return self.series(f"pc{int(index)}")
+
+    def graph(self, anchors: tuple[int, ...], kmeans: int | None = None) -> SeriesLayout:
+        """``graph_A-B…`` (particle anchors) or ``graph_kK_A-B…`` (k-means cluster anchors): graph-traversal."""
+        return self.series(_anchored_name("graph", anchors, kmeans))
+
+    def direct(self, anchors: tuple[int, ...], kmeans: int | None = None, loop: bool = False) -> SeriesLayout:
+        """``direct_A-B…`` / ``direct_kK_A-B…`` (``-loop`` appended with ``loop``): direct-traversal."""
+        return self.series(_anchored_name("direct", anchors, kmeans) + ("-loop" if loop else ""))
+
+
+def _anchored_name(kind: str, anchors: tuple[int, ...], kmeans: int | None) -> str:
+    tag = "-".join(str(int(a)) for a in anchors)
+    return f"{kind}_k{int(kmeans)}_{tag}" if kmeans is not None else f"{kind}_{tag}"
+
 
 @dataclass(frozen=True)
 class SelectionsLayout:
