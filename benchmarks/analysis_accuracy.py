@@ -118,6 +118,7 @@ def hinge(args) -> dict:
     from scipy.stats import spearmanr
 
     from cryoscape.analysis.api import TrainedRun
+    from cryoscape.runs import SeriesLayout
     from cryoscape.analysis.latent import spearman_with_truth
     from cryoscape.analysis.trajectories import neighbour_graph
 
@@ -150,9 +151,9 @@ def hinge(args) -> dict:
     g_out = args.workdir / f"hinge_graph_{a}-{b}"
     g_seconds = cli("graph-traversal", str(run_path), "--anchors", str(a), str(b), "--volumes", "-o", str(g_out),
                     log=log)
-    path = np.loadtxt(g_out / "path_indices.txt", dtype=np.int64, ndmin=1)
+    path = np.loadtxt(SeriesLayout(g_out).path_ind, dtype=np.int64, ndmin=1)
     path_angle = gt["hinge_angle_deg"][path]
-    g_maps = sorted(g_out.glob("vol_*.mrc"))
+    g_maps = SeriesLayout(g_out).existing_maps()
     g_matched, g_auc = match_to_truth(g_maps, truths, grid_angle)
     # the same path with maps at the path particles' own encodings (--smooth 1), for comparison
     raw_out = args.workdir / f"hinge_graph_{a}-{b}_raw"

@@ -85,7 +85,7 @@ def test_analysis_commands_on_a_folder_as_it_is(runs, capsys):
     assert main(["direct-traversal", str(run), "--anchors", "0", "100", "-n", "3"]) == 0
     assert np.loadtxt(run / "traversals.2" / "direct_0-100" / "z_values.txt").shape == (3, 2)
     assert main(["graph-traversal", str(run), "--kmeans", "4", "--anchors", "1", "4"]) == 0
-    assert (run / "traversals.2" / "graph_k4_1-4" / "path_indices.txt").is_file()
+    assert (run / "traversals.2" / "graph_k4_1-4" / "path_ind.txt").is_file()
     assert main(["analyze-landscape", str(run), "2", "--sketch-size", "20", "-M", "3", "--skip-umap", "-d",
                  "16"]) == 0
     assert len(np.loadtxt(run / "landscape.2" / "labels.txt")) == 300
