@@ -1,4 +1,5 @@
-"""Plots of the analyze helper: the learning-curve parser and the joint plots (valid PNGs, every kind)."""
+"""The analysis plots through analysis.plots / analysis.volumes: the learning curve (provenance.yaml, else
+run.log), the joint and cluster plots (valid PNGs, every kind) and the montage of a written map series."""
 
 from __future__ import annotations
 
@@ -48,3 +49,55 @@ def test_cluster_plot_with_more_than_twenty_clusters(tmp_path):
     labels = rng.integers(0, 25, 500)
     path = plots.plot_clusters(xy, labels, xy[:25], tmp_path / "k25.png", xlabel="PC1", ylabel="PC2")
     assert path.stat().st_size > 10000
+
+
+def _provenance(tmp_path, records):
+    import yaml
+
+    run = tmp_path / "run"
+    run.mkdir(parents=True)
+    (run / "provenance.yaml").write_text(yaml.safe_dump(records))
+    return run
+
+
+def test_learning_curve_comes_from_provenance_first_with_the_last_record_of_an_epoch(tmp_path):
+    from cryoscape.runs import RunDir
+    from cryoscape.training.learning_curve import read_learning_curve
+
+    run = _provenance(tmp_path, [
+        {"epochs": [{"epoch": 1, "loss": 1.5, "mse": 1.4, "kl": 0.25},
+                    {"epoch": 2, "loss": 1.2, "mse": 1.1, "kl": 0.5}]},
+        {"epochs": [{"epoch": 2, "loss": 1.25, "mse": 1.15, "kl": 0.45},
+                    {"epoch": 3, "loss": 0.1234567891, "mse": 0.095, "kl": 0.005}]},
+    ])
+    (run / "run.log").write_text("x  epoch 1/1: loss 9, mse 9, kl 9, beta 1 (1.0 s, 10 images/s)\n")
+    for source in (run, RunDir(run), run / "run.log"):
+        curve = read_learning_curve(source) if source != run / "run.log" else plots.read_learning_curve(source)
+        np.testing.assert_array_equal(curve["epoch"], [1, 2, 3])
+        np.testing.assert_allclose(curve["loss"], [1.5, 1.25, 0.1234567891])  # full precision, not the log's
+        np.testing.assert_allclose(curve["kl"], [0.25, 0.45, 0.005])
+    # a provenance file without reconstruction errors (or without epochs) leaves the log to speak
+    other = _provenance(tmp_path / "b", [{"epochs": [{"epoch": 1, "seconds": 2.0, "loss": 3.0}]}])
+    (other / "run.log").write_text("x  epoch 1/1: loss 2, mse 2 (1.0 s, 10 images/s)\n")
+    curve = read_learning_curve(other)
+    np.testing.assert_allclose(curve["loss"], [2.0])
+    assert np.isnan(curve["kl"]).all()
+
+
+def test_describe_series_shows_a_labelled_subset_of_a_long_series_and_scripts_all_maps(tmp_path):
+    from cryoscape.analysis.volumes import describe_series
+    from cryoscape.io.mrc import write_mrc
+    from cryoscape.plotting.maps import MONTAGE_MAX_MAPS
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(MONTAGE_MAX_MAPS + 10):
+        paths.append(tmp_path / f"m{i:03d}.mrc")
+        write_mrc(paths[-1], rng.random((8, 8, 8), dtype=np.float32) * (i + 1), voxel_size_angstrom=3.0)
+    montage, script = describe_series(paths, tmp_path / "montage.png", tmp_path / "series.cxc", title="t")
+    assert montage.read_bytes()[:4] == b"\x89PNG"
+    lines = script.read_text().splitlines()
+    assert lines[1].split()[1:-2] == [p.name for p in paths]  # every map, relative to the script
+    assert "voxelSize 3" in script.read_text()
+    with pytest.raises(ValueError, match="labels"):
+        describe_series(paths, tmp_path / "m2.png", tmp_path / "s2.cxc", labels=["a"])

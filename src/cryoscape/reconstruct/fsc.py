@@ -18,6 +18,7 @@ import numpy as np
 import scipy.fft
 
 from cryoscape.errors import InputError
+from cryoscape.plotting.fsc import plot_fsc  # noqa: F401  (re-exported: the plot moved to cryoscape.plotting)
 
 
 @dataclass(frozen=True)
@@ -198,27 +199,3 @@ def write_fsc_csv(curve: FSCCurve, path) -> None:
     import pandas as pd
 
     pd.DataFrame(curve.to_table()).to_csv(path, index=False, float_format="%.6g")
-
-
-def plot_fsc(curves: dict[str, FSCCurve], path, title: str = "") -> None:
-    """Plot one or more FSC curves against frequency with the 0.5 and 0.143 thresholds, to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, curve in curves.items():
-        ax.plot(curve.frequency_per_angstrom, curve.fsc, label=label)
-    for thr, style in ((0.5, ":"), (0.143, "--")):
-        ax.axhline(thr, color="grey", linestyle=style, linewidth=1, label=f"FSC = {thr}")
-    ax.set_xlabel("spatial frequency (1/Å)")
-    ax.set_ylabel("FSC")
-    ax.set_ylim(-0.1, 1.05)
-    ax.set_xlim(left=0)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
