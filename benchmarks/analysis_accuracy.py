@@ -118,9 +118,9 @@ def hinge(args) -> dict:
     from scipy.stats import spearmanr
 
     from cryoscape.analysis.api import TrainedRun
-    from cryoscape.runs import SeriesLayout
     from cryoscape.analysis.latent import spearman_with_truth
     from cryoscape.analysis.trajectories import neighbour_graph
+    from cryoscape.runs import SeriesLayout
 
     data = dataset(args, "hinge-64", "hinge")
     run_path, train_seconds = trained(args, data, "hinge")
