@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cryoscape.configio import check_range, option
+from cryoscape.plotting.confusion import plot_confusion
 from cryoscape.runs.layout import AnalysisLayout, ComparisonLayout
 
 
@@ -360,43 +361,6 @@ def verdict(result: RunComparison) -> str:
         text += (f" The zdims differ ({result.zdim_a} and {result.zdim_b}): the larger latent may hold directions "
                  "the smaller one lacks, so its R² from the smaller one is lower.")
     return text[0].upper() + text[1:]
-
-
-def plot_confusion(match: LabelMatch, path, title: str = "", names: tuple[str, str] = ("run 1", "run 2")) -> Path:
-    """Confusion matrix (rows: run-1 clusters; columns: run-2 clusters in the order matched to rows), PNG written
-    atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from cryoscape.io.atomic import atomic_open
-
-    ka, kb = match.confusion.shape
-    inverse = {a: b for b, a in match.mapping.items()}
-    order = [inverse[a] - 1 for a in range(1, ka + 1) if a in inverse]
-    order += [j for j in range(kb) if j not in order]
-    matrix = match.confusion[:, order]
-    size = max(4.0, 0.35 * max(ka, kb) + 2)
-    fig = Figure(figsize=(size + 1, size))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(kb), [str(j + 1) for j in order], fontsize=8)
-    ax.set_yticks(range(ka), [str(i + 1) for i in range(ka)], fontsize=8)
-    ax.set_xlabel(f"{names[1]} cluster (ordered by the optimal matching)")
-    ax.set_ylabel(f"{names[0]} cluster")
-    if max(ka, kb) <= 25:
-        top = matrix.max() if matrix.size else 0
-        for i in range(ka):
-            for j in range(kb):
-                if matrix[i, j]:
-                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if matrix[i, j] > 0.6 * top else "black")
-    fig.colorbar(image, ax=ax, shrink=0.8, label="particles")
-    ax.set_title(title or f"{100 * match.agreement:.1f} % identical labels after matching", fontsize=10)
-    fig.tight_layout()
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=120)
-    return Path(path)
 
 
 def _summary(result: RunComparison) -> dict:

@@ -117,7 +117,8 @@ def write_validation(result: Validation, layout: ValidationLayout | str | os.Pat
     ``validation.json`` into ``layout`` (a folder, created), each atomically; returns every path written."""
     from cryoscape.io.atomic import atomic_open
     from cryoscape.io.mrc import write_mrc
-    from cryoscape.reconstruct.fsc import plot_fsc, write_fsc_csv
+    from cryoscape.plotting.fsc import plot_fsc
+    from cryoscape.reconstruct.fsc import write_fsc_csv
 
     out = layout if isinstance(layout, ValidationLayout) else ValidationLayout(Path(layout))
     out.root.mkdir(parents=True, exist_ok=True)
@@ -135,9 +136,8 @@ def write_validation(result: Validation, layout: ValidationLayout | str | os.Pat
         with atomic_open(path, "w") as handle:
             write_fsc_csv(curve, handle)
         written.append(path)
-    with atomic_open(out.fsc_png, "wb") as handle:
-        plot_fsc({label: curve for label, (curve, _) in curves.items()}, handle,
-                 title="gold-standard FSC (half-maps, unmasked)")
+    plot_fsc({label: curve for label, (curve, _) in curves.items()}, out.fsc_png,
+             title="gold-standard FSC (half-maps, unmasked)")
     written.append(out.fsc_png)
     with atomic_open(out.summary, "w") as handle:
         handle.write(json.dumps({**asdict(summary), "out_dir": str(out.root)}, indent=2) + "\n")
