@@ -186,9 +186,9 @@ def test_demo_truth_figures_match_maps_to_the_nearest_true_map(analysis_1d, trai
 
 
 def test_apix_overrides_the_voxel_size(trained_run, tmp_path):
-    _analyze(str(trained_run), "-o", str(tmp_path / "a"), "--ksample", "2", "--pc", "0", "--skip-umap",
-             "--no-notebook", "-d", "8", "--Apix", "2.0")
+    _analyze(str(trained_run), "-o", str(tmp_path / "a"), "--ksample", "2", "--pc", "1", "--n-per-pc", "2",
+             "--skip-umap", "--no-notebook", "-d", "8", "--Apix", "2.0")
     _, header = read_mrc(tmp_path / "a" / "kmeans2" / "vol_001.mrc")
     run = TrainedRun.open(trained_run)
     assert header.voxel_size_angstrom == pytest.approx(2.0 * run.box_size / 8, rel=1e-5)
-    assert not (tmp_path / "a" / "pc1").exists()
+    assert (tmp_path / "a" / "pc1").is_dir() and not (tmp_path / "a" / "pc2").exists()
