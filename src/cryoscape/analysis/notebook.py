@@ -15,12 +15,10 @@ from cryoscape.io.atomic import atomic_open
 from cryoscape.runs.layout import AnalysisLayout
 
 
-def _cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int, zdim: int) -> list[tuple[str, str]]:
+def _intro_cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int) -> list[tuple[str, str]]:
+    """Title, imports and settings, the learning curve and the PCA."""
     layout = AnalysisLayout(out_dir)
-    kfolder = layout.kmeans(k)
-    labels_name = kfolder.labels.relative_to(layout.root).as_posix()
-    first_map = kfolder.map_paths(1)[0].relative_to(layout.root).as_posix()
-    cells: list[tuple[str, str]] = [
+    return [
         ("markdown", f"# Latent space of `{run_path.name}`, epoch {epoch}\n\n"
                      "Written by `cryoscape analyze`. Every figure of the analysis folder is made again here with "
                      "the cryoscape Python API, so you can change it. Run the cells from the top."),
@@ -56,6 +54,14 @@ def _cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int, zdim: i
                  "assert np.allclose(pcs, np.load(LAYOUT.pca), atol=1e-4), 'PCA differs from ' + LAYOUT.pca.name\n"
                  "print('explained variance ratio:', np.round(pca.explained_variance_ratio, 3))"),
     ]
+
+
+def _cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int, zdim: int) -> list[tuple[str, str]]:
+    layout = AnalysisLayout(out_dir)
+    kfolder = layout.kmeans(k)
+    labels_name = kfolder.labels.relative_to(layout.root).as_posix()
+    first_map = kfolder.map_paths(1)[0].relative_to(layout.root).as_posix()
+    cells = _intro_cells(run_path, epoch, out_dir, k, seed)
     if zdim == 1:
         cells.append(("code", "display(Image(str(plots.plot_histogram_1d(z[:, 0], FIGURES / 'z_hist.png', "
                               "xlabel='z', title='latent z', marks=latent.percentile_points(z)[:, 0]))))\n"
