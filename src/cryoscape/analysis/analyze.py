@@ -176,7 +176,7 @@ class AnalysisResult:
     @property
     def header(self) -> str:
         """``RUN, epoch E: N particles, zdim Z`` (figure titles)."""
-        return f"{self.run.path.name}, epoch {self.run.epoch}: {len(self.z)} particles, zdim {self.zdim}"
+        return _header(self.run, *self.z.shape)
 
 
 @dataclass(frozen=True)
@@ -196,10 +196,7 @@ def read_learning_curve(run: TrainedRun) -> dict[str, np.ndarray]:
     from cryoscape.training.provenance import read_epoch_losses
 
     curve = read_epoch_losses(run.run_dir)
-    if curve is None:
-        log_path = getattr(run.run_dir, "log_path", None)
-        curve = plots.read_learning_curve(log_path) if log_path is not None else plots.read_learning_curve("")
-    return curve
+    return curve if curve is not None else plots.read_learning_curve(run.run_dir.log_path)
 
 
 def check_analysis(run: TrainedRun, config: AnalyzeConfig) -> None:
@@ -252,7 +249,7 @@ def compute_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig()) -
         t2 = _lap(seconds, "umap", t2)
     km = kmeans(z, config.ksample, seed=config.seed)
     _lap(seconds, "kmeans", t2)
-    header = f"{run.path.name}, epoch {run.epoch}: {n} particles, zdim {zdim}"
+    header = _header(run, n, zdim)
     k = config.ksample
     centres = MapSeries(folder=lambda layout: layout.kmeans(k), points=np.atleast_2d(km.centers),
                         title=f"k-means centres (K = {k}) — {header}",
@@ -271,6 +268,10 @@ def compute_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig()) -
     return AnalysisResult(run=run, config=config, z=z, learning_curve=curve, pca=pca, pcs=pcs, umap=embedding,
                           kmeans=km, centers_ind=np.asarray(run.indices)[km.on_data_indices],
                           series=tuple(series), traversals=tuple(traversals), seconds=seconds)
+
+
+def _header(run: TrainedRun, n: int, zdim: int) -> str:
+    return f"{run.path.name}, epoch {run.epoch}: {n} particles, zdim {zdim}"
 
 
 def _lap(seconds: dict[str, float], name: str, t0: float) -> float:
@@ -471,14 +472,11 @@ def run_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig(),
     out = Path(out_dir) if out_dir is not None else run.analyze_dir
     check_new_folder(out, overwrite, "cryoscape analyze")
     check_analysis(run, config)
-    start = time.perf_counter()
     result = compute_analysis(run, config)
     with staged_folder(out) as stage:
         write_analysis(result, AnalysisLayout(stage), final_root=out)
     write_report(out, run)
-    summary = _read_summary(AnalysisLayout(out))
-    summary["seconds"]["total"] = round(time.perf_counter() - start, 3)
-    return AnalyzeResult(out_dir=out, summary=summary)
+    return AnalyzeResult(out_dir=out, summary=_read_summary(AnalysisLayout(out)))
 
 
 def _read_summary(layout: AnalysisLayout) -> dict[str, Any]:

@@ -19,12 +19,16 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cryoscape.errors import InputError
 from cryoscape.runs.layout import AnalysisLayout, LandscapeLayout
+
+if TYPE_CHECKING:
+    from cryoscape.runs import RunDir
+    from cryoscape.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class TrainedRun:
         The configuration stored in the checkpoint.
     """
 
-    def __init__(self, run_dir: Any, epoch: int, config: Any, device: str = "auto",
+    def __init__(self, run_dir: RunDir, epoch: int, config: TrainConfig, device: str = "auto",
                  pixel_size_angstrom: float | None = None):
         self._pixel_size_override = None if pixel_size_angstrom is None else float(pixel_size_angstrom)
         self._run = run_dir
@@ -118,7 +122,7 @@ class TrainedRun:
 
     # --- properties -----------------------------------------------------------------------------------------
     @property
-    def run_dir(self):
+    def run_dir(self) -> RunDir:
         """The :class:`cryoscape.runs.RunDir`."""
         return self._run
 
