@@ -186,9 +186,88 @@ def test_demo_truth_figures_match_maps_to_the_nearest_true_map(analysis_1d, trai
 
 
 def test_apix_overrides_the_voxel_size(trained_run, tmp_path):
-    _analyze(str(trained_run), "-o", str(tmp_path / "a"), "--ksample", "2", "--pc", "0", "--skip-umap",
-             "--no-notebook", "-d", "8", "--Apix", "2.0")
+    _analyze(str(trained_run), "-o", str(tmp_path / "a"), "--ksample", "2", "--pc", "1", "--n-per-pc", "2",
+             "--skip-umap", "--no-notebook", "-d", "8", "--Apix", "2.0")
     _, header = read_mrc(tmp_path / "a" / "kmeans2" / "vol_001.mrc")
     run = TrainedRun.open(trained_run)
     assert header.voxel_size_angstrom == pytest.approx(2.0 * run.box_size / 8, rel=1e-5)
-    assert not (tmp_path / "a" / "pc1").exists()
+    assert (tmp_path / "a" / "pc1").is_dir() and not (tmp_path / "a" / "pc2").exists()
+
+
+def _quick(*args: str) -> list[str]:
+    return [*args, "--ksample", "2", "--skip-vol", "--skip-umap", "--no-notebook"]
+
+
+def test_pc_outside_one_to_zdim_is_refused_before_any_folder_is_made(trained_run, tmp_path, capsys):
+    for pc, words in (("3", "--pc must be between 1 and zdim 2, got 3"), ("0", "--pc must be at least 1, got 0")):
+        assert main(["analyze", str(trained_run), *_quick("-o", str(tmp_path / "new" / "a"), "--pc", pc)]) == 2
+        assert words in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_earlier_analysis_is_replaced_only_with_overwrite(trained_run, tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["analyze", str(trained_run), *_quick("-o", str(out))]) == 0
+    labels = (out / "kmeans2" / "labels.txt").read_bytes()
+    capsys.readouterr()
+    assert main(["analyze", str(trained_run), "-o", str(out), "--ksample", "3", "--skip-vol", "--skip-umap"]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and str(out) in err and err.count("\n") == 1
+    assert (out / "kmeans2" / "labels.txt").read_bytes() == labels and not (out / "kmeans3").exists()
+    assert main(["analyze", str(trained_run), "-o", str(out), "--ksample", "3", "--skip-vol", "--skip-umap",
+                 "--no-notebook", "--overwrite"]) == 0
+    assert (out / "kmeans3" / "labels.txt").is_file() and not (out / "kmeans2").exists()
+    assert json.loads((out / "analysis.json").read_text())["kmeans"]["k"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no staging folder left behind
+
+
+def test_a_failed_analysis_leaves_no_folder_and_keeps_the_earlier_one(trained_run, tmp_path, monkeypatch):
+    from cryoscape.analysis import analyze, plots
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    run = TrainedRun.open(trained_run)
+    config = analyze.AnalyzeConfig(ksample=2, skip_vol=True, skip_umap=True, notebook=False)
+    monkeypatch.setattr(plots, "plot_clusters", broken)
+    with pytest.raises(RuntimeError):
+        analyze.run_analysis(run, config, tmp_path / "new" / "a")
+    assert list(tmp_path.iterdir()) == []
+    earlier = tmp_path / "b"
+    earlier.mkdir()
+    (earlier / "mine.txt").write_text("kept")
+    with pytest.raises(RuntimeError):
+        analyze.run_analysis(run, config, earlier, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["b"] and (earlier / "mine.txt").read_text() == "kept"
+
+
+def test_positional_epoch_and_learning_curve_from_provenance(trained_run, tmp_path):
+    import shutil
+
+    import yaml
+
+    from cryoscape.analysis.analyze import read_learning_curve
+
+    out = tmp_path / "a"
+    assert main(["analyze", str(trained_run), "1", *_quick("-o", str(out))]) == 0
+    summary = json.loads((out / "analysis.json").read_text())
+    assert summary["epoch"] == 1
+    records = yaml.safe_load((Path(trained_run) / "provenance.yaml").read_text())
+    losses = {e["epoch"]: e["loss"] for r in records for e in r["epochs"]}
+    assert summary["learning_curve"]["epoch"] == [1, 2]
+    assert summary["learning_curve"]["loss"] == [losses[1], losses[2]]  # full precision, not run.log's digits
+    # a run without provenance.yaml (older runs): run.log's rounded values
+    old = tmp_path / "old"
+    shutil.copytree(trained_run, old, ignore=shutil.ignore_patterns("analyze.*", "landscape.*", "provenance.yaml"))
+    curve = read_learning_curve(TrainedRun.open(old))
+    assert curve["epoch"].tolist() == [1, 2]
+    np.testing.assert_allclose(curve["loss"], [losses[1], losses[2]], rtol=1e-3)
+    assert curve["loss"].tolist() != [losses[1], losses[2]]
+
+
+def test_demo_options_come_from_its_config(capsys):
+    from cryoscape.analysis.demo import DemoConfig
+
+    assert DemoConfig().zdim == 8  # the demo shows PCA/UMAP, not a 1-D histogram
+    assert main(["demo", "-o", "unused", "--n-maps", "1"]) == 2
+    assert "--n-maps must be at least 2, got 1" in capsys.readouterr().err

@@ -116,3 +116,23 @@ def test_analyze_landscape_on_a_subset_run_and_bad_options(trained_subset_run, t
     np.testing.assert_array_equal(np.sort(ind), np.arange(1, 400, 2))  # original indices of the --ind subset
     assert main(["analyze-landscape", str(trained_subset_run), "--sketch-size", "4", "-M", "5", "-o", str(out)]) == 2
     assert "-M 5 states need at least as many maps" in capsys.readouterr().err
+
+
+def test_sketch_size_must_be_below_the_particle_count_and_earlier_results_need_overwrite(trained_subset_run, tmp_path,
+                                                                                        capsys):
+    out = tmp_path / "new" / "land"
+    assert main(["analyze-landscape", str(trained_subset_run), "--sketch-size", "200", "-M", "2", "-o",
+                 str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--sketch-size 200 must be smaller than the number of particles (200)" in err
+    assert not (tmp_path / "new").exists()
+    out.mkdir(parents=True)
+    (out / "labels.txt").write_text("1\n")
+    assert main(["analyze-landscape", str(trained_subset_run), "--sketch-size", "5", "-M", "2", "-d", "8",
+                 "--skip-umap", "-o", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "labels.txt").read_text() == "1\n"
+    assert main(["analyze-landscape", str(trained_subset_run), "--sketch-size", "5", "-M", "2", "-d", "8",
+                 "--skip-umap", "-o", str(out), "--overwrite"]) == 0
+    assert len(np.loadtxt(out / "labels.txt")) == 200
+    summary = json.loads((out / "landscape.json").read_text())
+    assert all((out / name).is_file() for name in summary["files"]) and "centers/vol_005.mrc" in summary["files"]

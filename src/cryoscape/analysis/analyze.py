@@ -1,29 +1,30 @@
 """The ``cryoscape analyze`` pipeline: plots, clusters, traversals and maps of a trained run's latent space.
 
-:func:`run_analysis` writes into ``RUN/analyze.<epoch>/`` (or any folder)::
+Three steps: :func:`compute_analysis` (PCA, UMAP, k-means, traversal points; no files) returns a frozen
+:class:`AnalysisResult`; :func:`write_analysis` writes it into an :class:`~cryoscape.runs.layout.AnalysisLayout`
+(``RUN/analyze.<epoch>/`` by default; maps are decoded batch by batch while they are written);
+:func:`run_analysis` does both into a folder that appears only when complete, then writes the report. Contents::
 
-    analysis.json                 what was computed: N, zdim, explained variance, cluster sizes, files
+    analysis.json                 what was computed: N, zdim, explained variance, cluster sizes, files, seconds
     pca.npy                       (N, zdim) float32 PC coordinates, rows aligned with z
     umap.npy                      (N, 2) float32 (not with skip_umap)
     *.png                         explained variance, scatter / hexbin / density contour (PCA and UMAP), learning curve
-    kmeans<K>/labels.txt          N lines: the 1-based cluster id of row i of z
-    kmeans<K>/centers.txt         K rows: on-data centre z of clusters 1..K
-    kmeans<K>/centers_ind.txt     K lines: original 0-based particle index of each centre
-    kmeans<K>/vol_001.mrc …       map of cluster i = vol_00i; montage.png; kmeans<K>.cxc
-    pc1/, pc2/ …                  z_values.txt, maps, montage.png, pc<i>.cxc (points 5th..95th percentile)
+    kmeansK/                      labels.txt (1-based cluster of each row of z), centers.txt, centers_ind.txt
+                                  (0-based original particle index of each on-data centre), maps, montage, .cxc
+    pc1/, pc2/ …                  z_values.txt, maps, montage, .cxc (points from the 5th to the 95th percentile)
     percentiles/                  zdim 1: maps at the 5th, 15th … 95th percentiles of z
     analyze.ipynb                 a notebook that reproduces the figures with the Python API
 
 zdim 1 replaces the PCA/UMAP plots by a histogram of z and z against the particle index. Memory is O(N zdim)
-plus ``batch_size`` maps: maps are streamed through the decoder's inference path one batch at a time.
+plus ``batch_size`` maps.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,78 +34,149 @@ import numpy as np
 from cryoscape.analysis import plots
 from cryoscape.analysis.api import TrainedRun
 from cryoscape.analysis.latent import (
+    PCA,
     UMAP_FIT_MAX,
+    KMeansResult,
     fit_pca,
     fit_umap,
     kmeans,
     pc_traversal,
     percentile_points,
 )
+from cryoscape.analysis.outputs import OutputRecorder, check_new_folder, staged_folder
 from cryoscape.analysis.volumes import describe_series
+from cryoscape.configio import check_range, option
 from cryoscape.errors import InputError
-from cryoscape.io.atomic import atomic_open
+from cryoscape.runs.layout import AnalysisLayout, SeriesLayout
 
 log = logging.getLogger("cryoscape.analysis")
 
 PERCENTILES = tuple(range(5, 100, 10))
+JOINT_KINDS = ("scatter", "hexbin", "contour")
+UMAP_NEIGHBOURS = 15
+UMAP_MIN_DIST = 0.1
 
 
 @dataclass(frozen=True)
 class AnalyzeConfig:
-    """Options of ``cryoscape analyze`` (flag = field: ``--ksample`` = ``ksample`` …).
+    """Options of ``cryoscape analyze`` (field = flag: ``ksample`` = ``--ksample`` …).
 
-    Attributes
-    ----------
-    ksample : int
-        Number of k-means clusters (maps at their on-data centres).
-    pc : int
-        Principal components to traverse (``pc1/`` … ``pc<pc>/``), at most zdim.
-    n_per_pc : int
-        Points (maps) per PC traversal, evenly spaced from the 5th to the 95th percentile.
-    skip_umap : bool
-        Do not compute UMAP (no ``umap.npy``, no UMAP plots).
-    skip_vol : bool
-        Do not generate maps (z values, labels and plots are still written).
-    downsample : int or None
-        Box of the maps (even, ≤ training box; voxel size scales by D_train/D); None = the training box.
-    flip, invert : bool
-        Mirror the maps (reverse z) / multiply them by -1.
-    batch_size : int
-        Maps decoded per batch.
-    seed : int
-        Seed of k-means and UMAP.
-    umap_fit_max : int
-        Particles UMAP is fitted on; the rest are placed from their nearest fitted neighbours.
-    umap_transform : bool
-        Place the rest with ``UMAP.transform`` instead (slower).
-    notebook : bool
-        Write ``analyze.ipynb``.
+    ``downsample`` (map box, even, ≤ training box; None = the training box), ``flip`` (reverse the maps' z axis),
+    ``invert`` (multiply by -1) and ``batch_size`` (maps decoded per batch) are the shared map options
+    (:func:`cryoscape.cli.options.add_map_output`).
     """
 
-    ksample: int = 20
-    pc: int = 2
-    n_per_pc: int = 10
-    skip_umap: bool = False
-    skip_vol: bool = False
+    ksample: int = option(20, help="number of k-means clusters, one map each (default %(default)s)")
+    pc: int = option(2, help="principal components to traverse, 1 to zdim (default %(default)s)")
+    n_per_pc: int = option(10, help="maps per PC traversal, 5th to 95th percentile (default %(default)s)")
+    skip_umap: bool = option(False, help="do not compute UMAP")
+    skip_vol: bool = option(False, help="do not generate maps (z values, labels and plots are still written)")
+    seed: int = option(0, help="seed of k-means and UMAP (default %(default)s)")
+    umap_fit_max: int = option(UMAP_FIT_MAX, help="particles UMAP is fitted on; the others are placed at the "
+                               "weighted mean of their 15 nearest fitted particles (default %(default)s)")
+    umap_transform: bool = option(False, help="place the particles beyond --umap-fit-max with UMAP.transform "
+                                  "(slower)")
+    notebook: bool = option(True, help="do not write analyze.ipynb", negative="--no-notebook")
     downsample: int | None = None
     flip: bool = False
     invert: bool = False
     batch_size: int = 8
-    seed: int = 0
-    umap_fit_max: int = UMAP_FIT_MAX
-    umap_transform: bool = False
-    notebook: bool = True
 
-    def validate(self) -> AnalyzeConfig:
-        if self.ksample < 1:
-            raise InputError(f"--ksample must be at least 1, got {self.ksample}")
-        if self.pc < 0:
-            raise InputError(f"--pc must be ≥ 0, got {self.pc}")
-        if self.n_per_pc < 2:
-            raise InputError(f"--n-per-pc must be at least 2, got {self.n_per_pc}")
-        if self.umap_fit_max < 100:
-            raise InputError(f"--umap-fit-max must be at least 100, got {self.umap_fit_max}")
-        return self
+    def __post_init__(self) -> None:
+        check_range(self.ksample, "--ksample", minimum=1)
+        check_range(self.pc, "--pc", minimum=1)
+        check_range(self.n_per_pc, "--n-per-pc", minimum=2)
+        check_range(self.umap_fit_max, "--umap-fit-max", minimum=100)
+        check_range(self.batch_size, "--batch-size", minimum=1)
+        check_range(self.downsample, "--downsample", minimum=2)
+
+
+@dataclass(frozen=True)
+class MapSeries:
+    """Latent points of one map series (k-means centres, a PC traversal, the percentiles of a 1-D latent).
+
+    Attributes
+    ----------
+    folder : callable
+        The series' folder in an :class:`AnalysisLayout`.
+    points : ndarray (n, zdim) float32
+    title : str
+        Title of the montage.
+    labels : tuple of str
+        Label of each map in the montage.
+    """
+
+    folder: Callable[[AnalysisLayout], SeriesLayout]
+    points: np.ndarray
+    title: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Traversal:
+    """Points along one principal component.
+
+    Attributes
+    ----------
+    pc : int
+        1-based principal component.
+    pc_values : ndarray (n,)
+        Coordinate of each point on that component.
+    series : MapSeries
+    """
+
+    pc: int
+    pc_values: np.ndarray
+    series: MapSeries
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything :func:`write_analysis` writes, computed by :func:`compute_analysis`.
+
+    Attributes
+    ----------
+    run : TrainedRun
+        The run (its decoder generates the maps while they are written).
+    config : AnalyzeConfig
+    z : ndarray (N, zdim) float32
+    learning_curve : dict of str to ndarray
+        ``epoch``, ``loss``, ``mse``, ``kl`` per epoch (empty arrays when none was recorded).
+    pca : PCA
+    pcs : ndarray (N, zdim) float32
+        PC coordinates of every row of z.
+    umap : ndarray (N, 2) float32 or None
+    kmeans : KMeansResult
+    centers_ind : ndarray (K,) int64
+        Original particle index of each on-data centre.
+    series : tuple of MapSeries
+        k-means centres first, then the percentiles (zdim 1) or the PC traversals.
+    traversals : tuple of Traversal
+    seconds : dict of str to float
+        Seconds per computing step.
+    """
+
+    run: TrainedRun
+    config: AnalyzeConfig
+    z: np.ndarray
+    learning_curve: dict[str, np.ndarray]
+    pca: PCA
+    pcs: np.ndarray
+    umap: np.ndarray | None
+    kmeans: KMeansResult
+    centers_ind: np.ndarray
+    series: tuple[MapSeries, ...]
+    traversals: tuple[Traversal, ...]
+    seconds: dict[str, float]
+
+    @property
+    def zdim(self) -> int:
+        return int(self.z.shape[1])
+
+    @property
+    def header(self) -> str:
+        """``RUN, epoch E: N particles, zdim Z`` (figure titles)."""
+        return _header(self.run, *self.z.shape)
 
 
 @dataclass(frozen=True)
@@ -114,72 +186,21 @@ class AnalyzeResult:
     out_dir: Path
     summary: dict[str, Any]
 
-
-def kmeans_dir_name(k: int) -> str:
-    """``kmeans<K>``: the folder of the k-means results."""
-    return f"kmeans{k}"
-
-
-class _Writer:
-    """Records every file written (relative to the output folder) and the time of each step."""
-
-    def __init__(self, out: Path):
-        self.out = out
-        self.files: list[str] = []
-        self.seconds: dict[str, float] = {}
-
-    def add(self, *paths: Path) -> None:
-        for p in paths:
-            self.files.append(os.path.relpath(Path(p), self.out))
-
-    def step(self, name: str, t0: float) -> None:
-        self.seconds[name] = round(time.perf_counter() - t0, 3)
+    @property
+    def layout(self) -> AnalysisLayout:
+        return AnalysisLayout(self.out_dir)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> Path:
-    with atomic_open(path, "wb") as handle:
-        np.save(handle, array)
-    return path
+def read_learning_curve(run: TrainedRun) -> dict[str, np.ndarray]:
+    """Per-epoch losses of ``run``: from ``provenance.yaml``, else (older runs) from ``run.log``."""
+    from cryoscape.training.provenance import read_epoch_losses
+
+    curve = read_epoch_losses(run.run_dir)
+    return curve if curve is not None else plots.read_learning_curve(run.run_dir.log_path)
 
 
-def _save_txt(path: Path, array: np.ndarray, fmt: str) -> Path:
-    with atomic_open(path, "w") as handle:
-        np.savetxt(handle, array, fmt=fmt)
-    return path
-
-
-def _map_series(run: TrainedRun, z: np.ndarray, folder: Path, config: AnalyzeConfig, writer: _Writer,
-                title: str, labels: list[str] | None = None) -> dict[str, Any]:
-    """z_values.txt, and unless skip_vol: maps, montage.png and <folder>.cxc. Returns a summary."""
-    folder.mkdir(parents=True, exist_ok=True)
-    info: dict[str, Any] = {"points": len(z)}
-    if config.skip_vol:
-        writer.add(_save_txt(folder / "z_values.txt", np.atleast_2d(z), "%.6g"))
-        return info
-    files = run.write_volumes(z, folder, box_size=config.downsample, batch_size=config.batch_size,
-                              flip=config.flip, invert=config.invert, show_progress=True)
-    montage, script = describe_series(files.maps, folder / "montage.png", folder / f"{folder.name}.cxc",
-                                      title=title, labels=labels)
-    writer.add(files.z_path, *files.maps, montage, script)
-    info.update(maps=len(files.maps), voxel_size_angstrom=files.voxel_size_angstrom)
-    return info
-
-
-def run_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig(),
-                 out_dir: str | os.PathLike | None = None) -> AnalyzeResult:
-    """Analyse the latent space of ``run`` and write everything into ``out_dir`` (default ``run.analyze_dir``).
-
-    Parameters
-    ----------
-    run : an opened :class:`TrainedRun` (a VAE: zdim ≥ 1)
-    config : :class:`AnalyzeConfig`
-    out_dir : output folder (created)
-
-    Returns
-    -------
-    AnalyzeResult
-    """
-    config = config.validate()
+def check_analysis(run: TrainedRun, config: AnalyzeConfig) -> None:
+    """Refuse, before any work, what the run cannot give: no latent space, a bad box, too few particles …"""
     if run.zdim == 0:
         raise InputError("this run is homogeneous (zdim 0): there is no latent space to analyse", path=run.path,
                          fix="use cryoscape eval-vol for its map")
@@ -188,139 +209,277 @@ def run_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig(),
     if not config.skip_vol and run.voxel_size_angstrom() is None:
         raise InputError("the run has no pixel size, so maps cannot carry one", path=run.path,
                          fix="give --Apix (Å per pixel of the training images) or use --skip-vol")
-    out = Path(out_dir) if out_dir is not None else run.analyze_dir
-    out.mkdir(parents=True, exist_ok=True)
-    writer = _Writer(out)
-    t_start = time.perf_counter()
-    z = np.asarray(run.z, dtype=np.float32)
-    n, zdim = z.shape
+    if run.zdim >= 2 and config.pc > run.zdim:
+        raise InputError(f"--pc must be between 1 and zdim {run.zdim}, got {config.pc}", path=run.path,
+                         fix=f"give --pc a value between 1 and {run.zdim}")
+    n = len(run.indices)
     if n < max(2, config.ksample):
         raise InputError(f"the run has {n} particles; k-means needs at least --ksample {config.ksample}",
                          path=run.path, fix="lower --ksample")
-    header = f"{run.path.name}, epoch {run.epoch}: {n} particles, zdim {zdim}"
-    summary: dict[str, Any] = {
-        "run": str(run.path.resolve()), "epoch": run.epoch, "n_particles": int(n), "zdim": int(zdim),
-        "box_size": run.box_size, "pixel_size_angstrom": run.pixel_size_angstrom,
-        "map_box_size": config.downsample or run.box_size,
-        "voxel_size_angstrom": run.voxel_size_angstrom(config.downsample or run.box_size),
-        "options": asdict(config),
-    }
-    log.info("analysing %s", header)
 
-    # --- learning curve -------------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    curve = plots.read_learning_curve(run.run_dir.log_path)
-    if len(curve["epoch"]):
-        writer.add(plots.plot_learning_curve(curve, out / "learning_curve.png", mark_epoch=run.epoch,
-                                             title=f"learning curve ({run.path.name}; analysed epoch dotted)"))
-    summary["learning_curve"] = {k: v.tolist() for k, v in curve.items()}
-    writer.step("learning_curve", t0)
 
-    # --- PCA / 1-D plots ------------------------------------------------------------------------------------
+def compute_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig()) -> AnalysisResult:
+    """PCA, UMAP, k-means and traversal points of ``run``'s latent space (no files written, no maps made).
+
+    Parameters
+    ----------
+    run : TrainedRun
+        A VAE run (zdim ≥ 1).
+    config : AnalyzeConfig
+
+    Returns
+    -------
+    AnalysisResult
+    """
+    check_analysis(run, config)
+    seconds: dict[str, float] = {}
+    z = np.asarray(run.z, dtype=np.float32)
+    n, zdim = z.shape
+    log.info("analysing %s, epoch %d: %d particles, zdim %d", run.path.name, run.epoch, n, zdim)
     t0 = time.perf_counter()
+    curve = read_learning_curve(run)
+    t1 = _lap(seconds, "learning_curve", t0)
     pca = fit_pca(z)
     pcs = pca.transform(z).astype(np.float32)
-    writer.add(_save_npy(out / "pca.npy", pcs))
-    summary["pca"] = {"explained_variance": pca.explained_variance.tolist(),
-                      "explained_variance_ratio": pca.explained_variance_ratio.tolist()}
-    if zdim == 1:
-        marks = percentile_points(z, PERCENTILES)[:, 0]
-        writer.add(plots.plot_histogram_1d(z[:, 0], out / "z_hist.png", xlabel="z", marks=marks,
-                                           title=f"{header}\nred lines: the 5th, 15th … 95th percentiles (maps)"),
-                   plots.plot_z_vs_index(run.indices, z[:, 0], out / "z_vs_index.png", ylabel="z",
-                                         title=f"latent z against particle index ({header})"))
-    else:
-        writer.add(plots.plot_explained_variance(pca.explained_variance_ratio, out / "pca_explained_variance.png",
-                                                 title=f"PCA of the latent space ({header})"))
-        for kind in ("scatter", "hexbin", "contour"):
-            writer.add(plots.plot_joint(pcs[:, :2], out / f"z_pca_{kind}.png", kind=kind,
-                                        xlabel=f"PC1 ({100 * pca.explained_variance_ratio[0]:.1f} %)",
-                                        ylabel=f"PC2 ({100 * pca.explained_variance_ratio[1]:.1f} %)",
-                                        title=f"latent PCA ({kind}) — {header}"))
-    writer.step("pca", t0)
-
-    # --- UMAP -----------------------------------------------------------------------------------------------
+    t2 = _lap(seconds, "pca", t1)
     embedding = None
     if zdim >= 2 and not config.skip_umap:
-        t0 = time.perf_counter()
         log.info("UMAP of %d points (fitted on %d)", n, min(n, config.umap_fit_max))
-        embedding = fit_umap(z, seed=config.seed, fit_max=config.umap_fit_max,
-                             transform=config.umap_transform)
-        writer.add(_save_npy(out / "umap.npy", embedding))
-        for kind in ("scatter", "hexbin", "contour"):
-            writer.add(plots.plot_joint(embedding, out / f"umap_{kind}.png", kind=kind, xlabel="UMAP1",
-                                        ylabel="UMAP2", title=f"latent UMAP ({kind}) — {header}"))
-        placed = "UMAP.transform" if config.umap_transform else "nearest fitted neighbours"
-        summary["umap"] = {"n_neighbors": 15, "min_dist": 0.1, "fitted_on": int(min(n, config.umap_fit_max)),
-                           "others_placed_by": placed}
-        writer.step("umap", t0)
-
-    # --- k-means --------------------------------------------------------------------------------------------
-    t0 = time.perf_counter()
+        embedding = fit_umap(z, seed=config.seed, fit_max=config.umap_fit_max, transform=config.umap_transform)
+        t2 = _lap(seconds, "umap", t2)
+    km = kmeans(z, config.ksample, seed=config.seed)
+    _lap(seconds, "kmeans", t2)
+    header = _header(run, n, zdim)
     k = config.ksample
-    km = kmeans(z, k, seed=config.seed)
-    kdir = out / kmeans_dir_name(k)
-    kdir.mkdir(parents=True, exist_ok=True)
-    centers_ind = run.indices[km.on_data_indices]
-    writer.add(_save_txt(kdir / "labels.txt", km.labels + 1, "%d"),
-               _save_txt(kdir / "centers.txt", np.atleast_2d(km.centers), "%.6g"),
-               _save_txt(kdir / "centers_ind.txt", centers_ind, "%d"))
-    sizes = km.sizes
-    if zdim >= 2:
-        writer.add(plots.plot_clusters(pcs[:, :2], km.labels, pcs[km.on_data_indices, :2], kdir / "z_pca.png",
-                                       xlabel="PC1", ylabel="PC2",
-                                       title=f"k-means K = {k} in PCA coordinates — {header}"))
-        if embedding is not None:
-            writer.add(plots.plot_clusters(embedding, km.labels, embedding[km.on_data_indices], kdir / "umap.png",
-                                           xlabel="UMAP1", ylabel="UMAP2",
-                                           title=f"k-means K = {k} in UMAP coordinates — {header}"))
-    else:
-        writer.add(plots.plot_histogram_1d(z[:, 0], kdir / "z_hist.png", xlabel="z", marks=km.centers[:, 0],
-                                           title=f"k-means K = {k}: red lines at the on-data centres"))
-    writer.step("kmeans", t0)
-    t0 = time.perf_counter()
-    series = _map_series(run, km.centers, kdir, config, writer,
-                         title=f"k-means centres (K = {k}) — {header}",
-                         labels=[f"{j + 1} (n={int(sizes[j])})" for j in range(k)])
-    summary["kmeans"] = {"k": k, "folder": kdir.name, "sizes": sizes.tolist(), "centers_ind": centers_ind.tolist(),
-                         "centers_row": km.on_data_indices.tolist(), "iterations": km.n_iter, **series}
-    writer.step("kmeans_maps", t0)
-
-    # --- traversals -----------------------------------------------------------------------------------------
-    t0 = time.perf_counter()
+    centres = MapSeries(folder=lambda layout: layout.kmeans(k), points=np.atleast_2d(km.centers),
+                        title=f"k-means centres (K = {k}) — {header}",
+                        labels=tuple(f"{j + 1} (n={int(km.sizes[j])})" for j in range(k)))
+    series = [centres]
+    traversals = []
     if zdim == 1:
         points = percentile_points(z, PERCENTILES)
-        series = _map_series(run, points, out / "percentiles", config, writer,
-                             title=f"z at the 5th … 95th percentiles — {header}",
-                             labels=[f"{p}th: {v:.3g}" for p, v in zip(PERCENTILES, points[:, 0])])
-        summary["percentiles"] = {"percentiles": list(PERCENTILES), "z": points[:, 0].tolist(), **series}
-    summary["pc_traversals"] = []
-    for i in range(min(config.pc, zdim) if zdim >= 2 else 0):
-        points = pc_traversal(z, pc=i, n_points=config.n_per_pc, pca=pca)
-        folder = out / f"pc{i + 1}"
-        coords = pca.transform(points)[:, i]
-        series = _map_series(run, points, folder, config, writer,
-                             title=f"PC{i + 1} traversal (5th → 95th percentile) — {header}",
-                             labels=[f"{j + 1}: PC{i + 1}={c:.2g}" for j, c in enumerate(coords)])
-        other = 1 if i == 0 else 0
-        writer.add(plots.plot_traversal_points(
-            pcs[:, [i, other]], pca.transform(points)[:, [i, other]], folder / "traversal.png",
-            xlabel=f"PC{i + 1}", ylabel=f"PC{other + 1}", title=f"PC{i + 1} traversal points (numbered as the maps)"))
-        summary["pc_traversals"].append({"pc": i + 1, "folder": folder.name, "pc_values": coords.tolist(),
-                                         **series})
-    writer.step("traversals", t0)
+        series.append(MapSeries(folder=lambda layout: layout.percentiles, points=points,
+                                title=f"z at the 5th … 95th percentiles — {header}",
+                                labels=tuple(f"{p}th: {v:.3g}" for p, v in zip(PERCENTILES, points[:, 0]))))
+    else:
+        for i in range(config.pc):
+            traversals.append(_traversal(z, pca, i, config.n_per_pc, header))
+        series += [t.series for t in traversals]
+    return AnalysisResult(run=run, config=config, z=z, learning_curve=curve, pca=pca, pcs=pcs, umap=embedding,
+                          kmeans=km, centers_ind=np.asarray(run.indices)[km.on_data_indices],
+                          series=tuple(series), traversals=tuple(traversals), seconds=seconds)
 
-    # --- notebook, summary, report --------------------------------------------------------------------------
-    if config.notebook:
+
+def _header(run: TrainedRun, n: int, zdim: int) -> str:
+    return f"{run.path.name}, epoch {run.epoch}: {n} particles, zdim {zdim}"
+
+
+def _lap(seconds: dict[str, float], name: str, t0: float) -> float:
+    now = time.perf_counter()
+    seconds[name] = round(now - t0, 3)
+    return now
+
+
+def _traversal(z: np.ndarray, pca: PCA, i: int, n_points: int, header: str) -> Traversal:
+    """Points along the 0-based component ``i``, 5th to 95th percentile."""
+    points = pc_traversal(z, pc=i, n_points=n_points, pca=pca)
+    coords = pca.transform(points)[:, i]
+    series = MapSeries(folder=lambda layout: layout.pc(i + 1), points=points,
+                       title=f"PC{i + 1} traversal (5th → 95th percentile) — {header}",
+                       labels=tuple(f"{j + 1}: PC{i + 1}={c:.2g}" for j, c in enumerate(coords)))
+    return Traversal(pc=i + 1, pc_values=coords, series=series)
+
+
+# --- writing --------------------------------------------------------------------------------------------------
+def write_analysis(result: AnalysisResult, layout: AnalysisLayout,
+                   final_root: str | os.PathLike | None = None) -> list[Path]:
+    """Write ``result`` into ``layout`` (maps are decoded and written batch by batch) and ``analysis.json``.
+
+    Parameters
+    ----------
+    result : AnalysisResult
+    layout : AnalysisLayout
+        Where to write (folders are created).
+    final_root : path, optional
+        Where the folder will be in the end when ``layout`` is a staging folder (written into the notebook).
+
+    Returns
+    -------
+    list of Path
+        Every file written.
+    """
+    rec = OutputRecorder(layout.root)
+    seconds = dict(result.seconds)
+    t0 = time.perf_counter()
+    _write_curve(result, layout, rec)
+    _write_latent_views(result, layout, rec)
+    _write_kmeans_files(result, layout, rec)
+    t0 = _lap(seconds, "plots", t0)
+    series_info = [_write_series(result, s, layout, rec) for s in result.series]
+    _write_traversal_figures(result, layout, rec)
+    t0 = _lap(seconds, "maps", t0)
+    if result.config.notebook:
         from cryoscape.analysis.notebook import write_notebook
 
-        writer.add(write_notebook(out / "analyze.ipynb", run.path, run.epoch, out, k=k, seed=config.seed,
-                                  zdim=zdim))
-    summary["seconds"] = {**writer.seconds, "total": round(time.perf_counter() - t_start, 3)}
-    summary["files"] = sorted({*writer.files, "analysis.json"})
-    with atomic_open(out / "analysis.json", "w") as handle:
-        json.dump(summary, handle, indent=1)
+        rec.add(write_notebook(layout.notebook, result.run.path, result.run.epoch,
+                               Path(final_root) if final_root is not None else layout.root,
+                               k=result.config.ksample, seed=result.config.seed, zdim=result.zdim))
+    seconds["total"] = round(sum(seconds.values()), 3)
+    summary = analysis_summary(result, series_info, seconds, rec.relative(layout.summary.name))
+    rec.save_json(layout.summary, summary)
+    return rec.paths
+
+
+def _write_curve(result: AnalysisResult, layout: AnalysisLayout, rec: OutputRecorder) -> None:
+    if len(result.learning_curve["epoch"]):
+        rec.add(plots.plot_learning_curve(
+            result.learning_curve, layout.figure("learning_curve.png"), mark_epoch=result.run.epoch,
+            title=f"learning curve ({result.run.path.name}; analysed epoch dotted)"))
+
+
+def _write_latent_views(result: AnalysisResult, layout: AnalysisLayout, rec: OutputRecorder) -> None:
+    """pca.npy, umap.npy and the figures of the whole latent space."""
+    z, pcs, header, ratio = result.z, result.pcs, result.header, result.pca.explained_variance_ratio
+    rec.save_npy(layout.pca, pcs)
+    if result.zdim == 1:
+        marks = percentile_points(z, PERCENTILES)[:, 0]
+        rec.add(plots.plot_histogram_1d(z[:, 0], layout.figure("z_hist.png"), xlabel="z", marks=marks,
+                                        title=f"{header}\nred lines: the 5th, 15th … 95th percentiles (maps)"),
+                plots.plot_z_vs_index(result.run.indices, z[:, 0], layout.figure("z_vs_index.png"), ylabel="z",
+                                      title=f"latent z against particle index ({header})"))
+        return
+    rec.add(plots.plot_explained_variance(ratio, layout.figure("pca_explained_variance.png"),
+                                          title=f"PCA of the latent space ({header})"))
+    for kind in JOINT_KINDS:
+        rec.add(plots.plot_joint(pcs[:, :2], layout.figure(f"z_pca_{kind}.png"), kind=kind,
+                                 xlabel=f"PC1 ({100 * ratio[0]:.1f} %)", ylabel=f"PC2 ({100 * ratio[1]:.1f} %)",
+                                 title=f"latent PCA ({kind}) — {header}"))
+    if result.umap is not None:
+        rec.save_npy(layout.umap, result.umap)
+        for kind in JOINT_KINDS:
+            rec.add(plots.plot_joint(result.umap, layout.figure(f"umap_{kind}.png"), kind=kind, xlabel="UMAP1",
+                                     ylabel="UMAP2", title=f"latent UMAP ({kind}) — {header}"))
+
+
+def _write_kmeans_files(result: AnalysisResult, layout: AnalysisLayout, rec: OutputRecorder) -> None:
+    """labels.txt, centers.txt, centers_ind.txt and the cluster figures."""
+    km, k, header = result.kmeans, result.config.ksample, result.header
+    folder = layout.kmeans(k)
+    rec.save_txt(folder.labels, km.labels + 1, "%d")
+    rec.save_txt(folder.centers, np.atleast_2d(km.centers), "%.6g")
+    rec.save_txt(folder.centers_ind, result.centers_ind, "%d")
+    rows = km.on_data_indices
+    if result.zdim == 1:
+        rec.add(plots.plot_histogram_1d(result.z[:, 0], folder.figure("z_hist.png"), xlabel="z",
+                                        marks=km.centers[:, 0],
+                                        title=f"k-means K = {k}: red lines at the on-data centres"))
+        return
+    rec.add(plots.plot_clusters(result.pcs[:, :2], km.labels, result.pcs[rows, :2], folder.figure("z_pca.png"),
+                                xlabel="PC1", ylabel="PC2", title=f"k-means K = {k} in PCA coordinates — {header}"))
+    if result.umap is not None:
+        rec.add(plots.plot_clusters(result.umap, km.labels, result.umap[rows], folder.figure("umap.png"),
+                                    xlabel="UMAP1", ylabel="UMAP2",
+                                    title=f"k-means K = {k} in UMAP coordinates — {header}"))
+
+
+def _write_series(result: AnalysisResult, series: MapSeries, layout: AnalysisLayout,
+                  rec: OutputRecorder) -> dict[str, Any]:
+    """z_values.txt and, unless skip_vol, the maps, montage.png and NAME.cxc. Returns a summary."""
+    config, folder = result.config, series.folder(layout)
+    info: dict[str, Any] = {"points": len(series.points)}
+    if config.skip_vol:
+        rec.save_txt(folder.z_values, np.atleast_2d(series.points), "%.6g")
+        return info
+    files = result.run.write_volumes(series.points, folder.root, box_size=config.downsample,
+                                     batch_size=config.batch_size, flip=config.flip, invert=config.invert,
+                                     show_progress=True)
+    rec.add(files.z_path, *files.maps)
+    rec.add(*describe_series(files.maps, folder.montage, folder.chimerax_script, title=series.title,
+                             labels=list(series.labels)))
+    info.update(maps=len(files.maps), voxel_size_angstrom=files.voxel_size_angstrom)
+    return info
+
+
+def _write_traversal_figures(result: AnalysisResult, layout: AnalysisLayout, rec: OutputRecorder) -> None:
+    """``traversal.png`` of each PC traversal: its points over the particles in (PC i, another PC)."""
+    for t in result.traversals:
+        i = t.pc - 1
+        other = 1 if i == 0 else 0
+        rec.add(plots.plot_traversal_points(
+            result.pcs[:, [i, other]], result.pca.transform(t.series.points)[:, [i, other]],
+            layout.pc(t.pc).figure("traversal.png"), xlabel=f"PC{t.pc}", ylabel=f"PC{other + 1}",
+            title=f"PC{t.pc} traversal points (numbered as the maps)"))
+
+
+def analysis_summary(result: AnalysisResult, series_info: list[dict[str, Any]], seconds: dict[str, float],
+                     files: list[str]) -> dict[str, Any]:
+    """The content of ``analysis.json`` (``series_info``: what :func:`_write_series` returned, in order)."""
+    run, config, km, n = result.run, result.config, result.kmeans, len(result.z)
+    box = config.downsample or run.box_size
+    summary: dict[str, Any] = {
+        "run": str(run.path.resolve()), "epoch": run.epoch, "n_particles": int(n), "zdim": result.zdim,
+        "box_size": run.box_size, "pixel_size_angstrom": run.pixel_size_angstrom, "map_box_size": box,
+        "voxel_size_angstrom": run.voxel_size_angstrom(box), "options": asdict(config),
+        "learning_curve": {key: values.tolist() for key, values in result.learning_curve.items()},
+        "pca": {"explained_variance": result.pca.explained_variance.tolist(),
+                "explained_variance_ratio": result.pca.explained_variance_ratio.tolist()},
+    }
+    if result.umap is not None:
+        summary["umap"] = {"n_neighbors": UMAP_NEIGHBOURS, "min_dist": UMAP_MIN_DIST,
+                           "fitted_on": int(min(n, config.umap_fit_max)),
+                           "others_placed_by": "UMAP.transform" if config.umap_transform
+                           else "nearest fitted neighbours"}
+    summary["kmeans"] = {"k": config.ksample, "folder": km_folder_name(config.ksample),
+                         "sizes": km.sizes.tolist(), "centers_ind": result.centers_ind.tolist(),
+                         "centers_row": km.on_data_indices.tolist(), "iterations": km.n_iter, **series_info[0]}
+    if result.zdim == 1:
+        summary["percentiles"] = {"percentiles": list(PERCENTILES), "z": result.series[1].points[:, 0].tolist(),
+                                  **series_info[1]}
+    summary["pc_traversals"] = [
+        {"pc": t.pc, "folder": AnalysisLayout(Path()).pc(t.pc).name, "pc_values": t.pc_values.tolist(), **info}
+        for t, info in zip(result.traversals, series_info[1:])]
+    summary["seconds"] = seconds
+    summary["files"] = files
+    return summary
+
+
+def km_folder_name(k: int) -> str:
+    """Name of the k-means folder of K clusters (as :meth:`AnalysisLayout.kmeans` names it)."""
+    return AnalysisLayout(Path()).kmeans(k).name
+
+
+# --- the whole pipeline ---------------------------------------------------------------------------------------
+def run_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig(),
+                 out_dir: str | os.PathLike | None = None, *, overwrite: bool = False) -> AnalyzeResult:
+    """Analyse the latent space of ``run``, write everything into ``out_dir`` and write the report.
+
+    Parameters
+    ----------
+    run : TrainedRun
+        A VAE run (zdim ≥ 1).
+    config : AnalyzeConfig
+    out_dir : path, optional
+        Output folder (default ``RUN/analyze.<epoch>``). It appears only when complete.
+    overwrite : bool
+        Replace an existing folder holding files (else refused before any work).
+
+    Returns
+    -------
+    AnalyzeResult
+    """
     from cryoscape.analysis.report import write_report
 
+    out = Path(out_dir) if out_dir is not None else run.analyze_dir
+    check_new_folder(out, overwrite, "cryoscape analyze")
+    check_analysis(run, config)
+    result = compute_analysis(run, config)
+    with staged_folder(out) as stage:
+        write_analysis(result, AnalysisLayout(stage), final_root=out)
     write_report(out, run)
-    return AnalyzeResult(out_dir=out, summary=summary)
+    return AnalyzeResult(out_dir=out, summary=_read_summary(AnalysisLayout(out)))
+
+
+def _read_summary(layout: AnalysisLayout) -> dict[str, Any]:
+    import json
+
+    return json.loads(layout.summary.read_text())

@@ -19,11 +19,16 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cryoscape.errors import InputError
+from cryoscape.runs.layout import AnalysisLayout, LandscapeLayout
+
+if TYPE_CHECKING:
+    from cryoscape.runs import RunDir
+    from cryoscape.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class TrainedRun:
         The configuration stored in the checkpoint.
     """
 
-    def __init__(self, run_dir: Any, epoch: int, config: Any, device: str = "auto",
+    def __init__(self, run_dir: RunDir, epoch: int, config: TrainConfig, device: str = "auto",
                  pixel_size_angstrom: float | None = None):
         self._pixel_size_override = None if pixel_size_angstrom is None else float(pixel_size_angstrom)
         self._run = run_dir
@@ -117,7 +122,7 @@ class TrainedRun:
 
     # --- properties -----------------------------------------------------------------------------------------
     @property
-    def run_dir(self):
+    def run_dir(self) -> RunDir:
         """The :class:`cryoscape.runs.RunDir`."""
         return self._run
 
@@ -146,6 +151,16 @@ class TrainedRun:
     def landscape_dir(self) -> Path:
         """``RUN/landscape.<epoch>``: the default output folder of ``cryoscape analyze-landscape``."""
         return self._run.landscape_dir(self.epoch)
+
+    @property
+    def analysis(self) -> AnalysisLayout:
+        """The files of ``cryoscape analyze`` in :attr:`analyze_dir`."""
+        return AnalysisLayout(self.analyze_dir)
+
+    @property
+    def landscape(self) -> LandscapeLayout:
+        """The files of ``cryoscape analyze-landscape`` in :attr:`landscape_dir`."""
+        return LandscapeLayout(self.landscape_dir)
 
     # --- latents --------------------------------------------------------------------------------------------
     def _load_latents(self):
@@ -258,8 +273,10 @@ class TrainedRun:
         Maps are float32 .mrc with the voxel size in the header (pixel size × D/D'); ``flip`` mirrors them
         (reverses the z axis), ``invert`` multiplies by -1. Written one at a time, atomically.
         """
+        from cryoscape.io.atomic import atomic_open
         from cryoscape.io.mrc import write_mrc
         from cryoscape.progress import progress
+        from cryoscape.runs.layout import SeriesLayout
 
         z = np.atleast_2d(np.asarray(z, dtype=np.float32))
         out = Path(out_dir)
@@ -279,8 +296,9 @@ class TrainedRun:
             if invert:
                 vol = -vol
             write_mrc(path, np.ascontiguousarray(vol, dtype=np.float32), voxel_size_angstrom=voxel)
-        z_path = out / "z_values.txt"
-        np.savetxt(z_path, z, fmt="%.6g")
+        z_path = SeriesLayout(out).z_values
+        with atomic_open(z_path, "w") as handle:
+            np.savetxt(handle, z, fmt="%.6g")
         return MapSeriesFiles(maps=paths, z_path=z_path, voxel_size_angstrom=voxel)
 
     # --- per-particle metadata -----------------------------------------------------------------------------

@@ -16,29 +16,41 @@ from pathlib import Path
 
 import numpy as np
 
+from cryoscape.analysis.api import TrainedRun
 from cryoscape.analysis.latent import first_component, spearman_with_truth
 from cryoscape.analysis.plots import plot_latent_vs_truth, pyplot, save_figure
 from cryoscape.analysis.volumes import map_views
+from cryoscape.configio import check_range, option
+from cryoscape.runs.layout import AnalysisLayout, SeriesLayout
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     """Size of the demo (defaults: a few minutes on two CPU cores).
 
-    ``n_maps`` is the number of maps along PC1 when ``zdim`` ≥ 2; with zdim 1 the motion is shown by the ten
-    maps of the analysis at the 5th, 15th … 95th percentiles of z.
+    ``n_maps`` is the number of maps along PC1 and PC2 when ``zdim`` ≥ 2; with zdim 1 the motion is shown by the
+    ten maps of the analysis at the 5th, 15th … 95th percentiles of z.
     """
 
-    n_particles: int = 4000
-    box_size: int = 32
-    snr: float = 0.3
-    num_epochs: int = 10
-    zdim: int = 1
-    enc_dim: int = 128
-    dec_dim: int = 128
-    n_maps: int = 8
-    ksample: int = 20
-    seed: int = 0
+    n_particles: int = option(4000, flags=("-n",), help="particles to simulate (default %(default)s)")
+    box_size: int = option(32, help="box in pixels (default %(default)s)")
+    snr: float = option(0.3, help="signal-to-noise ratio (default %(default)s)")
+    num_epochs: int = option(10, flags=("--epochs",), help="training epochs (default %(default)s)")
+    zdim: int = option(8, help="latent dimension (default %(default)s)")
+    enc_dim: int = option(128, help="encoder width (default %(default)s)")
+    dec_dim: int = option(128, help="decoder width (default %(default)s)")
+    n_maps: int = option(8, help="maps along PC1 and PC2 when zdim ≥ 2 (default %(default)s)")
+    ksample: int = option(20, help="k-means clusters of the analysis (default %(default)s)")
+    seed: int = option(0, help="random seed (default %(default)s)")
+
+    def __post_init__(self) -> None:
+        check_range(self.n_particles, "--n-particles", minimum=100)
+        check_range(self.box_size, "--box-size", minimum=16)
+        check_range(self.snr, "--snr", minimum=0.0, exclusive_minimum=True)
+        check_range(self.num_epochs, "--epochs", minimum=1)
+        check_range(self.zdim, "--zdim", minimum=1)
+        check_range(self.n_maps, "--n-maps", minimum=2)
+        check_range(self.ksample, "--ksample", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,6 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
     """Run the whole pipeline into ``out_dir``: dataset/, run/, run/analyze.<N>/, motion.png, latent_vs_truth.png,
     learning_curve.png."""
     from cryoscape.analysis.analyze import AnalyzeConfig, run_analysis
-    from cryoscape.analysis.api import TrainedRun
     from cryoscape.models.config import ModelConfig
     from cryoscape.simulate import preset_config, run_simulation
     from cryoscape.training.config import DataConfig, TrainConfig
@@ -125,22 +136,24 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
     fit(train, run_dir, overwrite=True)  # a demo rerun replaces its own run
 
     run = TrainedRun.open(run_dir, device="cpu")
-    print(f"[3/4] cryoscape analyze (k-means {config.ksample}, maps along the latent coordinate) → "
+    what = "PCA, UMAP, " if run.zdim >= 2 else ""
+    print(f"[3/4] cryoscape analyze ({what}k-means {config.ksample}, maps along the latent coordinate, report) → "
           f"{run.analyze_dir}", flush=True)
-    analysis = run_analysis(run, AnalyzeConfig(ksample=config.ksample, pc=1, n_per_pc=config.n_maps,
-                                               seed=config.seed))
+    analysis = run_analysis(run, AnalyzeConfig(ksample=config.ksample, pc=min(2, run.zdim), n_per_pc=config.n_maps,
+                                               seed=config.seed), overwrite=True)
     adir = analysis.out_dir
+    layout = AnalysisLayout(adir)
 
     print("[4/4] comparing with the ground truth", flush=True)
-    maps_dir = adir / ("percentiles" if run.zdim == 1 else "pc1")
-    truth = compare_with_truth(run, data_dir, maps_dir, out, curve_png=adir / "learning_curve.png")
+    maps_dir = (layout.percentiles if run.zdim == 1 else layout.pc(1)).root
+    truth = compare_with_truth(run, data_dir, maps_dir, out, curve_png=layout.figure("learning_curve.png"))
     plot_path, motion_path, curve_path, rho = truth
     return DemoResult(out_dir=out, dataset_dir=data_dir, run_dir=run_dir, analyze_dir=adir, maps_dir=maps_dir,
                       motion_path=motion_path, learning_curve_path=curve_path, plot_path=plot_path, spearman=rho,
                       seconds=time.perf_counter() - start)
 
 
-def compare_with_truth(run, dataset_dir: str | os.PathLike, maps_dir: str | os.PathLike,
+def compare_with_truth(run: TrainedRun, dataset_dir: str | os.PathLike, maps_dir: str | os.PathLike,
                        out_dir: str | os.PathLike, curve_png: str | os.PathLike | None = None):
     """The demo's ground-truth figures for a run trained on a simulated continuous dataset.
 
@@ -180,8 +193,9 @@ def compare_with_truth(run, dataset_dir: str | os.PathLike, maps_dir: str | os.P
         curve_path = out / "learning_curve.png"
         curve_path.write_bytes(Path(curve_png).read_bytes())
 
-    points = np.loadtxt(maps_dir / "z_values.txt", ndmin=2)
-    generated = [read_mrc(p)[0] for p in sorted(maps_dir.glob("vol_*.mrc"))]
+    series = SeriesLayout(maps_dir)
+    points = np.loadtxt(series.z_values, ndmin=2)
+    generated = [read_mrc(p)[0] for p in series.existing_maps()]
     points_c = points[:, 0] if run.zdim == 1 else fit_pca(z).transform(points)[:, 0]
     true_c = _truth_coordinate(points_c, latent, coord, k=max(5, len(z) // 100))
     gt = pd.read_csv(dataset_dir / "gt_volumes" / "volumes.csv")

@@ -17,7 +17,7 @@ large array held is K × (voxels in the mask). Nothing scales as N × D³.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -26,65 +26,58 @@ from typing import Any
 
 import numpy as np
 
+from cryoscape.analysis.api import TrainedRun, series_names
+from cryoscape.analysis.outputs import OutputRecorder, check_new_folder, staged_folder
+from cryoscape.configio import check_choice, check_range, option
 from cryoscape.errors import InputError
+from cryoscape.runs.layout import AnalysisLayout, LandscapeLayout, SeriesLayout
+
+log = logging.getLogger("cryoscape.analysis")
 
 LINKAGES = ("ward", "average", "complete", "single")
 MONTAGE_ROWS = 24
+SCATTER_MAX = 100_000
 
 
 @dataclass(frozen=True)
 class LandscapeConfig:
     """Settings of :func:`analyze_landscape` (field = CLI flag with dashes).
 
-    Attributes
-    ----------
-    sketch_size : int
-        K: k-means clusters of the latent means, one map each.
-    n_states : int
-        M: states the maps are clustered into.
-    pc_dim : int
-        Principal components of the masked maps used for clustering.
-    linkage : str
-        Agglomerative linkage: ward, average, complete or single.
-    box_size : int or None
-        Box of the generated maps (even, ≤ the training box); None = the training box.
-    threshold_fraction : float
-        Each map is thresholded at this fraction of its 99.99th percentile for the mask.
-    dilate_px : int
-        Dilation of the union mask (voxels of the map box).
-    batch_size : int
-        Maps decoded at once.
-    seed : int
-        Seed of the k-means.
-    skip_umap : bool
-        Do not compute a UMAP when ``analyze`` has not written one.
+    ``box_size`` (map box, even, ≤ the training box; None = the training box), ``flip`` (reverse the maps' z
+    axis), ``invert`` (multiply the written maps by -1; the mask is made before) and ``batch_size`` (maps decoded
+    at once) come from the shared map options (:func:`cryoscape.cli.options.add_map_output`).
     """
 
-    sketch_size: int = 500
-    n_states: int = 10
-    pc_dim: int = 20
-    linkage: str = "ward"
+    sketch_size: int = option(500, help="K: k-means clusters of the latent means, one map each; fewer than the "
+                              "particles (default %(default)s)")
+    n_states: int = option(10, flags=("-M",), help="M: states the maps are clustered into (default %(default)s)")
+    pc_dim: int = option(20, help="principal components of the masked maps used for clustering "
+                         "(default %(default)s)")
+    linkage: str = option("ward", choices=LINKAGES, help="agglomerative clustering linkage (default %(default)s)")
+    threshold_fraction: float = option(0.5, help="mask: each map thresholded at this fraction of its 99.99th "
+                                       "percentile (default %(default)s)")
+    dilate_px: int = option(5, flags=("--dilate",), help="mask dilation in voxels of the map box "
+                            "(default %(default)s)")
+    seed: int = option(0, help="k-means seed (default %(default)s)")
+    skip_umap: bool = option(False, help="no UMAP plot unless analyze already wrote umap.npy")
     box_size: int | None = None
-    threshold_fraction: float = 0.5
-    dilate_px: int = 5
+    flip: bool = False
+    invert: bool = False
     batch_size: int = 8
-    seed: int = 0
-    skip_umap: bool = False
 
-    def validate(self) -> LandscapeConfig:
-        if self.sketch_size < 2:
-            raise InputError(f"--sketch-size must be at least 2, got {self.sketch_size}")
-        if self.n_states < 1:
-            raise InputError(f"-M must be at least 1, got {self.n_states}")
-        if self.pc_dim < 1:
-            raise InputError(f"--pc-dim must be at least 1, got {self.pc_dim}")
-        if self.linkage not in LINKAGES:
-            raise InputError(f"unknown linkage {self.linkage!r}", fix=f"use one of {', '.join(LINKAGES)}")
-        if not 0.0 < self.threshold_fraction <= 1.0:
-            raise InputError(f"--threshold-fraction must be in (0, 1], got {self.threshold_fraction}")
-        if self.dilate_px < 0:
-            raise InputError(f"--dilate must be ≥ 0, got {self.dilate_px}")
-        return self
+    def __post_init__(self) -> None:
+        check_range(self.sketch_size, "--sketch-size", minimum=2)
+        check_range(self.n_states, "-M/--n-states", minimum=1)
+        check_range(self.pc_dim, "--pc-dim", minimum=1)
+        check_choice(self.linkage, LINKAGES, "--linkage")
+        check_range(self.threshold_fraction, "--threshold-fraction", minimum=0.0, maximum=1.0,
+                    exclusive_minimum=True)
+        check_range(self.dilate_px, "--dilate", minimum=0)
+        check_range(self.batch_size, "--batch-size", minimum=1)
+        check_range(self.box_size, "--downsample", minimum=2)
+        if self.n_states > self.sketch_size:
+            raise InputError(f"-M {self.n_states} states need at least as many maps, but --sketch-size gives "
+                             f"{self.sketch_size}", fix="lower -M or raise --sketch-size")
 
 
 @dataclass(frozen=True)
@@ -169,178 +162,296 @@ def ball(radius: int) -> np.ndarray:
     return (g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= r * r
 
 
-def landscape_dir(run: Any) -> Path:
-    """``RUN/landscape.<epoch>``: the default output folder of ``analyze-landscape`` (``TrainedRun.landscape_dir``)."""
+def landscape_dir(run: TrainedRun) -> Path:
+    """``RUN/landscape.<epoch>``: the default output folder of ``analyze-landscape``."""
     return Path(run.landscape_dir)
 
 
-def analyze_landscape(run: Any, out_dir: str | os.PathLike, config: LandscapeConfig,
-                      show_progress: bool = False) -> dict[str, Any]:
-    """Run the landscape analysis of a trained run and write its files in ``out_dir``.
+def check_landscape(run: TrainedRun, config: LandscapeConfig) -> None:
+    """Refuse, before any work, what the run cannot give (too few particles for the sketch, a bad box …)."""
+    n = len(run.indices)
+    if config.sketch_size >= n:
+        raise InputError(f"--sketch-size {config.sketch_size} must be smaller than the number of particles ({n})",
+                         path=run.path, fix=f"give --sketch-size below {n} (e.g. {max(2, n // 10)})")
+    run._check_box(config.box_size)
+    if run.voxel_size_angstrom() is None:
+        raise InputError("the run has no pixel size", path=run.path,
+                         fix="give --Apix (Å per pixel of the training images)")
 
-    Files: ``labels.txt`` (N lines, 1-based state of row i of z), ``state_XX_indices.txt`` (original 0-based
-    particle indices), ``state_XX_mean.mrc`` / ``state_XX_std.mrc``, ``montage.png`` + ``<folder>.cxc`` (the
-    state means), ``centers/`` (the K centre maps ``vol_001.mrc`` …, ``z_values.txt``, ``centers_ind.txt``,
-    ``labels.txt`` (1-based centre of each particle), ``states.txt`` (state of each centre), montage, cxc),
-    ``mask.mrc``, ``volume_pca.npy`` (K, c), ``landscape.json`` and the plots.
 
-    Parameters
+@dataclass(frozen=True)
+class CentreMaps:
+    """The sketch's centre maps as written, and the union mask made while writing them.
+
+    Attributes
     ----------
-    run : cryoscape.analysis.api.TrainedRun
-    out_dir : path
+    paths : tuple of Path
+        ``vol_001.mrc`` … in the order of the sketch's centres.
+    mask : ndarray (D, D, D) bool
+        Union of the thresholded maps, dilated.
+    top : ndarray (K,)
+        99.99th percentile of each map.
+    box_size : int
+    voxel_size_angstrom : float
+    """
+
+    paths: tuple[Path, ...]
+    mask: np.ndarray
+    top: np.ndarray
+    box_size: int
+    voxel_size_angstrom: float
+
+
+@dataclass(frozen=True)
+class LandscapeResult:
+    """The states of a landscape analysis (:func:`compute_states`), written by :func:`write_landscape`.
+
+    Attributes
+    ----------
+    run : TrainedRun
     config : LandscapeConfig
+    sketch : Sketch
+    maps : CentreMaps
+    coords : ndarray (K, c)
+        Principal coordinates of the masked centre maps.
+    ratio : ndarray (c,)
+        Their explained-variance ratios.
+    centre_state : ndarray (K,) int64
+        1-based state of each centre map.
+    particle_state : ndarray (N,) int64
+        1-based state of each row of z.
+    seconds : dict of str to float
+    """
+
+    run: TrainedRun
+    config: LandscapeConfig
+    sketch: Sketch
+    maps: CentreMaps
+    coords: np.ndarray
+    ratio: np.ndarray
+    centre_state: np.ndarray
+    particle_state: np.ndarray
+    seconds: dict[str, float]
+
+    @property
+    def n_states(self) -> int:
+        return int(self.centre_state.max())
+
+    @property
+    def populations(self) -> np.ndarray:
+        """(M,) particles per state 1..M."""
+        return np.bincount(self.particle_state, minlength=self.n_states + 1)[1:]
+
+
+def write_centre_maps(run: TrainedRun, sk: Sketch, config: LandscapeConfig, folder: SeriesLayout,
+                      show_progress: bool = False) -> CentreMaps:
+    """Decode the map of every sketch centre into ``folder`` (one batch in memory) and build the union mask."""
+    from scipy.ndimage import binary_dilation
+
+    from cryoscape.io.mrc import write_mrc
+    from cryoscape.progress import progress
+
+    box = run._check_box(config.box_size)
+    voxel = float(run.voxel_size_angstrom(box))
+    k = len(sk.centre_rows)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    paths = tuple(folder.root / name for name in series_names(k))
+    mask = np.zeros((box, box, box), dtype=bool)
+    top = np.zeros(k)
+    vols = run.iter_volumes(run.z[sk.centre_rows], box_size=box, batch_size=config.batch_size)
+    if show_progress:
+        vols = progress(vols, total=k, desc="maps", unit="map")
+    for i, (path, vol) in enumerate(zip(paths, vols)):
+        vol = np.ascontiguousarray(vol[::-1] if config.flip else vol, dtype=np.float32)
+        top[i] = float(np.percentile(vol, 99.99))
+        mask |= vol > config.threshold_fraction * top[i]
+        write_mrc(path, -vol if config.invert else vol, voxel_size_angstrom=voxel)
+    if config.dilate_px > 0:
+        mask = binary_dilation(mask, structure=ball(config.dilate_px))
+    if not mask.any():
+        raise InputError("the union mask is empty (every map is flat)", path=run.path,
+                         fix="check the run's maps with cryoscape eval-vol")
+    return CentreMaps(paths=paths, mask=mask, top=top, box_size=box, voxel_size_angstrom=voxel)
+
+
+def compute_states(run: TrainedRun, sk: Sketch, maps: CentreMaps, config: LandscapeConfig,
+                   seconds: dict[str, float] | None = None) -> LandscapeResult:
+    """PCA of the masked centre maps (read back one at a time) and their clustering into states."""
+    from cryoscape.io.mrc import read_mrc
+
+    t0 = time.perf_counter()
+    flat = np.flatnonzero(maps.mask.ravel())
+    data = np.empty((len(maps.paths), len(flat)), dtype=np.float32)
+    for i, path in enumerate(maps.paths):
+        vol, _ = read_mrc(path, mmap=True)
+        data[i] = np.asarray(vol).reshape(-1)[flat]
+    coords, ratio = masked_pca(data, config.pc_dim)
+    del data
+    centre_state = cluster_maps(coords, config.n_states, config.linkage)
+    seconds = {**(seconds or {}), "pca_seconds": time.perf_counter() - t0}
+    return LandscapeResult(run=run, config=config, sketch=sk, maps=maps, coords=coords, ratio=ratio,
+                           centre_state=centre_state, particle_state=centre_state[sk.labels], seconds=seconds)
+
+
+# --- writing --------------------------------------------------------------------------------------------------
+def write_landscape(result: LandscapeResult, layout: LandscapeLayout,
+                    final_root: str | os.PathLike | None = None) -> list[Path]:
+    """Write labels, state indices, state mean/std maps, pictures and ``landscape.json`` into ``layout``.
+
+    The centre maps are already in ``layout.centres`` (:func:`write_centre_maps`). ``final_root`` is where the
+    folder will be in the end when ``layout`` is a staging folder (it names the ChimeraX script).
+
+    Returns
+    -------
+    list of Path
+        Every file written, the centre maps included.
+    """
+    rec = OutputRecorder(layout.root)
+    rec.add(*result.maps.paths)
+    seconds = dict(result.seconds)
+    _write_label_files(result, layout, rec)
+    t0 = time.perf_counter()
+    means = _write_state_maps(result, layout, rec)
+    seconds["state_maps_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    script = layout.root / LandscapeLayout(Path(final_root or layout.root)).chimerax_script.name
+    figures = _write_pictures(result, layout, means, script, rec)
+    seconds["plots_seconds"] = time.perf_counter() - t0
+    seconds["total_seconds"] = sum(seconds.values())
+    summary = landscape_summary(result, figures, seconds, rec.relative(layout.summary.name))
+    rec.save_json(layout.summary, summary, indent=2)
+    return rec.paths
+
+
+def _write_label_files(result: LandscapeResult, layout: LandscapeLayout, rec: OutputRecorder) -> None:
+    sk, original, z = result.sketch, np.asarray(result.run.indices), result.run.z
+    rec.save_txt(layout.labels, result.particle_state, "%d")
+    for s in range(1, result.n_states + 1):
+        rec.save_txt(layout.state_indices(s), original[result.particle_state == s], "%d")
+    rec.save_txt(layout.centres.z_values, z[sk.centre_rows], "%.6g")
+    rec.save_txt(layout.centres.centers_ind, original[sk.centre_rows], "%d")
+    rec.save_txt(layout.centres.labels, sk.labels + 1, "%d")
+    rec.save_txt(layout.centre_states, result.centre_state, "%d")
+    rec.save_npy(layout.volume_pca, result.coords.astype(np.float32))
+
+
+def _write_state_maps(result: LandscapeResult, layout: LandscapeLayout, rec: OutputRecorder) -> list[Path]:
+    """Mask and the particle-weighted mean and standard deviation of each state's centre maps (one state at a
+    time); returns the mean maps."""
+    from cryoscape.io.mrc import read_mrc, write_mrc
+
+    maps, box = result.maps, result.maps.box_size
+    voxel = maps.voxel_size_angstrom
+    write_mrc(layout.mask, maps.mask.astype(np.float32), voxel_size_angstrom=voxel)
+    rec.add(layout.mask)
+    means = []
+    for s in range(1, result.n_states + 1):
+        members = np.flatnonzero(result.centre_state == s)
+        weights = result.sketch.sizes[members].astype(np.float64)
+        if weights.sum() == 0:
+            weights = np.ones_like(weights)
+        acc = np.zeros((box, box, box))
+        acc2 = np.zeros((box, box, box))
+        for j, w in zip(members, weights):
+            vol = read_mrc(maps.paths[j])[0].astype(np.float64)
+            acc += w * vol
+            acc2 += w * vol * vol
+        mean = acc / weights.sum()
+        std = np.sqrt(np.clip(acc2 / weights.sum() - mean * mean, 0.0, None))
+        write_mrc(layout.state_mean(s), mean.astype(np.float32), voxel_size_angstrom=voxel)
+        write_mrc(layout.state_std(s), std.astype(np.float32), voxel_size_angstrom=voxel)
+        rec.add(layout.state_mean(s), layout.state_std(s))
+        means.append(layout.state_mean(s))
+    return means
+
+
+def _write_pictures(result: LandscapeResult, layout: LandscapeLayout, means: list[Path], script: Path,
+                    rec: OutputRecorder) -> list[str]:
+    """Montages and ChimeraX scripts of the state means and the centre maps, and the plots; returns the plots'
+    names."""
+    from cryoscape.analysis.volumes import describe_series, write_chimerax_script, write_montage
+    from cryoscape.io.mrc import read_mrc
+
+    m, k, pops = result.n_states, len(result.maps.paths), result.populations
+    states, centres = result.centre_state, layout.centres
+    rec.add(*describe_series(means, layout.montage, script,
+                             title=f"{Path(result.run.path).name}: {m} landscape states (mean maps)",
+                             labels=[f"state {s} ({pops[s - 1]})" for s in range(1, m + 1)]))
+    order = np.lexsort((np.arange(k), states))
+    shown = order[np.unique(np.linspace(0, k - 1, min(k, MONTAGE_ROWS)).round().astype(int))]
+    rec.add(write_montage([read_mrc(result.maps.paths[j])[0] for j in shown], centres.montage,
+                          labels=[f"vol_{j + 1:03d} s{states[j]}" for j in shown],
+                          title=f"{len(shown)} of {k} centre maps, by state"))
+    rec.add(write_chimerax_script(result.maps.paths, centres.chimerax_script, 0.5 * float(result.maps.top.mean()),
+                                  voxel_size_angstrom=result.maps.voxel_size_angstrom))
+    figures = _plots(result, layout)
+    rec.add(*figures)
+    return [p.name for p in figures]
+
+
+def landscape_summary(result: LandscapeResult, figures: list[str], seconds: dict[str, float],
+                      files: list[str]) -> dict[str, Any]:
+    """The content of ``landscape.json``."""
+    run, maps, m = result.run, result.maps, result.n_states
+    pops, n_mask, box = result.populations, int(result.maps.mask.sum()), result.maps.box_size
+    return {
+        "run": str(run.path), "epoch": int(run.epoch), "n_particles": len(result.particle_state),
+        "config": asdict(result.config), "sketch_size": len(maps.paths), "n_states": m, "box_size": box,
+        "voxel_size_angstrom": maps.voxel_size_angstrom, "mask_voxels": n_mask, "mask_fraction": n_mask / box**3,
+        "volume_pca_explained_variance_ratio": [float(r) for r in result.ratio],
+        "state_populations": {str(s): int(pops[s - 1]) for s in range(1, m + 1)},
+        "state_centres": {str(s): int((result.centre_state == s).sum()) for s in range(1, m + 1)},
+        "plots": figures, "timings": seconds, "files": files,
+    }
+
+
+# --- the whole pipeline ---------------------------------------------------------------------------------------
+def analyze_landscape(run: TrainedRun, out_dir: str | os.PathLike | None = None,
+                      config: LandscapeConfig = LandscapeConfig(), show_progress: bool = False, *,
+                      overwrite: bool = False) -> dict[str, Any]:
+    """Run the landscape analysis of ``run`` into ``out_dir`` (default ``RUN/landscape.<epoch>``).
+
+    Files (:class:`~cryoscape.runs.layout.LandscapeLayout`): ``labels.txt`` (N lines, 1-based state of row i of
+    z), per-state original particle indices, mean and standard-deviation maps, a montage and ChimeraX script of
+    the state means, the K centre maps with their latent points, original indices, k-means labels and states,
+    ``mask.mrc``, ``volume_pca.npy`` (K, c), ``landscape.json`` and the plots. The folder appears only when
+    complete; an existing one holding files is replaced only with ``overwrite``.
 
     Returns
     -------
     dict
         The summary written to ``landscape.json``.
     """
-    from scipy.ndimage import binary_dilation
-
-    from cryoscape.analysis.api import series_names
-    from cryoscape.io.atomic import atomic_open
-    from cryoscape.io.mrc import read_mrc, write_mrc
-    from cryoscape.progress import progress
-
-    config = config.validate()
-    timings: dict[str, float] = {}
+    out = Path(out_dir) if out_dir is not None else landscape_dir(run)
+    check_new_folder(out, overwrite, "cryoscape analyze-landscape")
+    check_landscape(run, config)
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    centres_dir = out / "centers"
-    centres_dir.mkdir(parents=True, exist_ok=True)
-    z = run.z
-    n = len(z)
-    box = run.box_size if config.box_size is None else int(config.box_size)
-    voxel = run.voxel_size_angstrom(box)
-    if voxel is None:
-        raise InputError("the run has no pixel size", path=run.path,
-                         fix="give --Apix (Å per pixel of the training images)")
-
-    # 1. sketch
-    sk = sketch(z, config.sketch_size, seed=config.seed)
-    k = len(sk.centre_rows)
-    if config.n_states > k:
-        raise InputError(f"-M {config.n_states} states need at least as many maps, but --sketch-size gives {k}",
-                         fix="lower -M or raise --sketch-size")
-    timings["kmeans_seconds"] = time.perf_counter() - t0
-
-    # 2. maps, written as they come; streaming union mask
-    t1 = time.perf_counter()
-    paths = [centres_dir / name for name in series_names(k, "vol_")]
-    mask = np.zeros((box, box, box), dtype=bool)
-    top = np.zeros(k)
-    vols = run.iter_volumes(z[sk.centre_rows], box_size=box, batch_size=config.batch_size)
-    if show_progress:
-        vols = progress(vols, total=k, desc="maps", unit="map")
-    for i, (path, vol) in enumerate(zip(paths, vols)):
-        vol = np.ascontiguousarray(vol, dtype=np.float32)
-        top[i] = float(np.percentile(vol, 99.99))
-        mask |= vol > config.threshold_fraction * top[i]
-        write_mrc(path, vol, voxel_size_angstrom=voxel)
-    if config.dilate_px > 0:
-        mask = binary_dilation(mask, structure=ball(config.dilate_px))
-    n_mask = int(mask.sum())
-    if n_mask == 0:
-        raise InputError("the union mask is empty (every map is flat)", path=run.path,
-                         fix="check the run's maps with cryoscape eval-vol")
-    write_mrc(out / "mask.mrc", mask.astype(np.float32), voxel_size_angstrom=voxel)
-    timings["maps_seconds"] = time.perf_counter() - t1
-
-    # 3. PCA of the masked maps (K × voxels in the mask)
-    t2 = time.perf_counter()
-    flat = np.flatnonzero(mask.ravel())
-    data = np.empty((k, n_mask), dtype=np.float32)
-    for i, path in enumerate(paths):
-        vol, _ = read_mrc(path, mmap=True)
-        data[i] = np.asarray(vol).reshape(-1)[flat]
-    coords, ratio = masked_pca(data, config.pc_dim)
-    del data
-    timings["pca_seconds"] = time.perf_counter() - t2
-
-    # 4. states of the maps, then of the particles
-    centre_state = cluster_maps(coords, config.n_states, config.linkage)
-    m = int(centre_state.max())
-    particle_state = centre_state[sk.labels]
-    populations = np.bincount(particle_state, minlength=m + 1)[1:]
-    original = np.asarray(run.indices)
-    _savetxt(out / "labels.txt", particle_state, "%d")
-    for s in range(1, m + 1):
-        _savetxt(out / f"state_{s:02d}_indices.txt", original[particle_state == s], "%d")
-    _savetxt(centres_dir / "z_values.txt", z[sk.centre_rows], "%.6g")
-    _savetxt(centres_dir / "centers_ind.txt", original[sk.centre_rows], "%d")
-    _savetxt(centres_dir / "labels.txt", sk.labels + 1, "%d")
-    _savetxt(centres_dir / "states.txt", centre_state, "%d")
-    with atomic_open(out / "volume_pca.npy", "wb") as handle:
-        np.save(handle, coords.astype(np.float32))
-
-    # 5. per-state mean and std maps (particle-weighted over the state's centre maps), one state at a time
-    t3 = time.perf_counter()
-    mean_paths = []
-    for s in range(1, m + 1):
-        members = np.flatnonzero(centre_state == s)
-        weights = sk.sizes[members].astype(np.float64)
-        if weights.sum() == 0:
-            weights = np.ones_like(weights)
-        acc = np.zeros((box, box, box))
-        acc2 = np.zeros((box, box, box))
-        for j, w in zip(members, weights):
-            vol = read_mrc(paths[j])[0].astype(np.float64)
-            acc += w * vol
-            acc2 += w * vol * vol
-        mean = acc / weights.sum()
-        std = np.sqrt(np.clip(acc2 / weights.sum() - mean * mean, 0.0, None))
-        mean_path = out / f"state_{s:02d}_mean.mrc"
-        write_mrc(mean_path, mean.astype(np.float32), voxel_size_angstrom=voxel)
-        write_mrc(out / f"state_{s:02d}_std.mrc", std.astype(np.float32), voxel_size_angstrom=voxel)
-        mean_paths.append(mean_path)
-    timings["state_maps_seconds"] = time.perf_counter() - t3
-
-    # 6. pictures
-    t4 = time.perf_counter()
-    from cryoscape.analysis.volumes import describe_series, write_chimerax_script, write_montage
-
-    describe_series(mean_paths, out / "montage.png", out / f"{out.name}.cxc",
-                    title=f"{Path(run.path).name}: {m} landscape states (mean maps)",
-                    labels=[f"state {s} ({populations[s - 1]})" for s in range(1, m + 1)])
-    order = np.lexsort((np.arange(k), centre_state))
-    shown = order[np.unique(np.linspace(0, k - 1, min(k, MONTAGE_ROWS)).round().astype(int))]
-    write_montage([read_mrc(paths[j])[0] for j in shown], centres_dir / "montage.png",
-                  labels=[f"vol_{j + 1:03d} s{centre_state[j]}" for j in shown],
-                  title=f"{len(shown)} of {k} centre maps, by state")
-    write_chimerax_script(paths, centres_dir / "centers.cxc", 0.5 * float(top.mean()), voxel_size_angstrom=voxel)
-    plots = _plots(run, out, z, particle_state, populations, coords, ratio, centre_state, sk.sizes, config)
-    timings["plots_seconds"] = time.perf_counter() - t4
-    timings["total_seconds"] = time.perf_counter() - t0
-
-    summary = {
-        "run": str(run.path), "epoch": int(run.epoch), "n_particles": int(n), "config": asdict(config),
-        "sketch_size": int(k), "n_states": int(m), "box_size": int(box), "voxel_size_angstrom": float(voxel),
-        "mask_voxels": n_mask, "mask_fraction": n_mask / box**3,
-        "volume_pca_explained_variance_ratio": [float(r) for r in ratio],
-        "state_populations": {str(s): int(populations[s - 1]) for s in range(1, m + 1)},
-        "state_centres": {str(s): int((centre_state == s).sum()) for s in range(1, m + 1)},
-        "plots": plots, "timings": timings,
-    }
-    with atomic_open(out / "landscape.json", "w") as handle:
-        json.dump(summary, handle, indent=2)
-    return summary
+    sk = sketch(run.z, config.sketch_size, seed=config.seed)
+    seconds = {"kmeans_seconds": time.perf_counter() - t0}
+    with staged_folder(out) as stage:
+        layout = LandscapeLayout(stage)
+        t1 = time.perf_counter()
+        maps = write_centre_maps(run, sk, config, layout.centres, show_progress=show_progress)
+        seconds["maps_seconds"] = time.perf_counter() - t1
+        result = compute_states(run, sk, maps, config, seconds)
+        write_landscape(result, layout, final_root=out)
+    return _read_json(LandscapeLayout(out).summary)
 
 
-def _savetxt(path: Path, values: np.ndarray, fmt: str) -> None:
-    from cryoscape.io.atomic import atomic_open
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
 
-    with atomic_open(path, "w") as handle:
-        np.savetxt(handle, values, fmt=fmt)
+    return json.loads(path.read_text())
 
 
-def _latent_2d(run: Any, z: np.ndarray, skip_umap: bool) -> dict[str, np.ndarray]:
+def _latent_2d(run: TrainedRun, z: np.ndarray, skip_umap: bool) -> dict[str, np.ndarray]:
     """2-D views of z: PCA (always, unless zdim 1) and UMAP (from ``analyze``'s umap.npy, else computed)."""
     from cryoscape.analysis.latent import fit_pca
 
     views: dict[str, np.ndarray] = {}
     if z.shape[1] >= 2:
         views["pca"] = fit_pca(z).transform(z)[:, :2]
-    umap_path = Path(run.analyze_dir) / "umap.npy"
+    umap_path = AnalysisLayout(run.analyze_dir).umap
     if umap_path.is_file():
         emb = np.load(umap_path, allow_pickle=False)
         if emb.shape == (len(z), 2):
@@ -352,35 +463,29 @@ def _latent_2d(run: Any, z: np.ndarray, skip_umap: bool) -> dict[str, np.ndarray
     return views
 
 
-def _plots(run, out: Path, z, particle_state, populations, coords, ratio, centre_state, sizes,
-           config: LandscapeConfig) -> list[str]:
-    from cryoscape.analysis.plots import pyplot
-    from cryoscape.io.atomic import atomic_open
+def _plots(result: LandscapeResult, layout: LandscapeLayout) -> list[Path]:
+    """state_populations.png, volume_pca_states.png, z_<view>_states.png (and z_states.png for zdim 1)."""
+    from cryoscape.analysis.plots import pyplot, save_figure
 
     plt = pyplot()
-    m = len(populations)
+    m, coords, ratio, sizes = result.n_states, result.coords, result.ratio, result.sketch.sizes
     cmap = plt.get_cmap("tab10" if m <= 10 else "tab20")
     colours = [cmap(i % cmap.N) for i in range(m)]
     written = []
 
-    def save(fig, name):
+    def save(fig, name: str) -> None:
         fig.tight_layout()
-        with atomic_open(out / name, "wb") as handle:
-            fig.savefig(handle, format="png")
-        plt.close(fig)
-        written.append(name)
+        written.append(save_figure(fig, layout.figure(name)))
 
     fig, ax = plt.subplots(figsize=(max(4, 0.5 * m + 2), 3.5), dpi=120)
-    ax.bar(np.arange(1, m + 1), populations, color=colours)
+    ax.bar(np.arange(1, m + 1), result.populations, color=colours)
     ax.set_xticks(np.arange(1, m + 1))
-    ax.set_xlabel("state")
-    ax.set_ylabel("particles")
-    ax.set_title("state populations")
+    ax.set(xlabel="state", ylabel="particles", title="state populations")
     save(fig, "state_populations.png")
 
     fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
     for s in range(1, m + 1):
-        sel = centre_state == s
+        sel = result.centre_state == s
         y = coords[sel, 1] if coords.shape[1] > 1 else np.zeros(sel.sum())
         ax.scatter(coords[sel, 0], y, s=10 + 90 * sizes[sel] / max(1, sizes.max()), color=colours[s - 1],
                    label=f"state {s}", alpha=0.8, linewidths=0)
@@ -389,27 +494,30 @@ def _plots(run, out: Path, z, particle_state, populations, coords, ratio, centre
     ax.set_title("centre maps (size ∝ particles)")
     ax.legend(fontsize=7, markerscale=0.8)
     save(fig, "volume_pca_states.png")
+    _plot_latent_states(result, colours, plt, save)
+    return written
 
+
+def _plot_latent_states(result: LandscapeResult, colours: list, plt: Any, save: Any) -> None:
+    """The particles in 2-D views of z (or a histogram of a 1-D z), coloured by state."""
+    z, state, m = result.run.z, result.particle_state, result.n_states
     rng = np.random.default_rng(0)
-    shown = np.arange(len(z)) if len(z) <= 100_000 else np.sort(rng.choice(len(z), 100_000, replace=False))
-    for key, view in _latent_2d(run, z, config.skip_umap).items():
+    shown = np.arange(len(z)) if len(z) <= SCATTER_MAX else np.sort(rng.choice(len(z), SCATTER_MAX, replace=False))
+    for key, view in _latent_2d(result.run, z, result.config.skip_umap).items():
         fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
         for s in range(1, m + 1):
-            sel = shown[particle_state[shown] == s]
+            sel = shown[state[shown] == s]
             ax.scatter(view[sel, 0], view[sel, 1], s=2, color=colours[s - 1], label=f"state {s}", alpha=0.5,
                        linewidths=0, rasterized=True)
-        ax.set_xlabel(f"{key.upper()}1")
-        ax.set_ylabel(f"{key.upper()}2")
-        ax.set_title(f"latent {key.upper()} coloured by landscape state")
+        ax.set(xlabel=f"{key.upper()}1", ylabel=f"{key.upper()}2", title=f"latent {key.upper()} coloured by "
+               "landscape state")
         ax.legend(fontsize=7, markerscale=4)
         save(fig, f"z_{key}_states.png")
     if z.shape[1] == 1:
         fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
         bins = np.linspace(z.min(), z.max(), 60)
         for s in range(1, m + 1):
-            ax.hist(z[particle_state == s, 0], bins=bins, color=colours[s - 1], label=f"state {s}", alpha=0.7)
-        ax.set_xlabel("z")
-        ax.set_ylabel("particles")
+            ax.hist(z[state == s, 0], bins=bins, color=colours[s - 1], label=f"state {s}", alpha=0.7)
+        ax.set(xlabel="z", ylabel="particles")
         ax.legend(fontsize=7)
         save(fig, "z_states.png")
-    return written

@@ -12,11 +12,13 @@ import os
 from pathlib import Path
 
 from cryoscape.io.atomic import atomic_open
+from cryoscape.runs.layout import AnalysisLayout
 
 
-def _cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int, zdim: int) -> list[tuple[str, str]]:
-    kdir = f"kmeans{k}"
-    cells: list[tuple[str, str]] = [
+def _intro_cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int) -> list[tuple[str, str]]:
+    """Title, imports and settings, the learning curve and the PCA."""
+    layout = AnalysisLayout(out_dir)
+    return [
         ("markdown", f"# Latent space of `{run_path.name}`, epoch {epoch}\n\n"
                      "Written by `cryoscape analyze`. Every figure of the analysis folder is made again here with "
                      "the cryoscape Python API, so you can change it. Run the cells from the top."),
@@ -26,28 +28,40 @@ def _cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int, zdim: i
                  "from pathlib import Path\n"
                  "from IPython.display import Image, display\n"
                  "from cryoscape.analysis.api import TrainedRun\n"
-                 "from cryoscape.analysis import latent, plots, volumes\n\n"
+                 "from cryoscape.analysis import latent, plots, volumes\n"
+                 "from cryoscape.analysis.analyze import read_learning_curve\n"
+                 "from cryoscape.runs.layout import AnalysisLayout\n\n"
                  f"RUN = Path({str(run_path.resolve())!r})\n"
                  f"EPOCH = {epoch}\n"
                  f"ANALYSIS = Path({str(out_dir.resolve())!r})\n"
                  f"K = {k}\n"
                  f"SEED = {seed}\n"
+                 "LAYOUT = AnalysisLayout(ANALYSIS)   # names every file of the analysis folder\n"
                  "FIGURES = ANALYSIS / 'notebook_figures'\n"
                  "FIGURES.mkdir(exist_ok=True)\n\n"
                  "run = TrainedRun.open(RUN, epoch=EPOCH, device='cpu')\n"
                  "z = run.z                 # (N, zdim) posterior means, row i = original particle run.indices[i]\n"
                  "print(run, z.shape, 'pixel size', run.pixel_size_angstrom, 'Å')"),
-        ("markdown", "## Learning curve (from `run.log`)"),
-        ("code", "curve = plots.read_learning_curve(RUN / 'run.log')\n"
+        ("markdown", "## Learning curve (losses per epoch, from the run's `provenance.yaml`)"),
+        ("code", "curve = read_learning_curve(run)\n"
                  "if len(curve['epoch']):\n"
                  "    display(Image(str(plots.plot_learning_curve(curve, FIGURES / 'learning_curve.png', "
                  "mark_epoch=EPOCH))))"),
-        ("markdown", "## PCA\n`pca.npy` holds the PC coordinates of every particle; they are recomputed here."),
+        ("markdown", f"## PCA\n`{layout.pca.name}` holds the PC coordinates of every particle; they are "
+                     "recomputed here."),
         ("code", "pca = latent.fit_pca(z)\n"
                  "pcs = pca.transform(z)\n"
-                 "assert np.allclose(pcs, np.load(ANALYSIS / 'pca.npy'), atol=1e-4), 'PCA differs from pca.npy'\n"
+                 "assert np.allclose(pcs, np.load(LAYOUT.pca), atol=1e-4), 'PCA differs from ' + LAYOUT.pca.name\n"
                  "print('explained variance ratio:', np.round(pca.explained_variance_ratio, 3))"),
     ]
+
+
+def _cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int, zdim: int) -> list[tuple[str, str]]:
+    layout = AnalysisLayout(out_dir)
+    kfolder = layout.kmeans(k)
+    labels_name = kfolder.labels.relative_to(layout.root).as_posix()
+    first_map = kfolder.map_paths(1)[0].relative_to(layout.root).as_posix()
+    cells = _intro_cells(run_path, epoch, out_dir, k, seed)
     if zdim == 1:
         cells.append(("code", "display(Image(str(plots.plot_histogram_1d(z[:, 0], FIGURES / 'z_hist.png', "
                               "xlabel='z', title='latent z', marks=latent.percentile_points(z)[:, 0]))))\n"
@@ -60,9 +74,9 @@ def _cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int, zdim: i
                               "    display(Image(str(plots.plot_joint(pcs[:, :2], FIGURES / f'z_pca_{kind}.png', "
                               "kind=kind, xlabel='PC1', ylabel='PC2'))))"))
         cells += [
-            ("markdown", "## UMAP\nRead from `umap.npy` (recomputing it takes a while: "
+            ("markdown", f"## UMAP\nRead from `{layout.umap.name}` (recomputing it takes a while: "
                          "`latent.fit_umap(z, seed=SEED)`)."),
-            ("code", "umap_path = ANALYSIS / 'umap.npy'\n"
+            ("code", "umap_path = LAYOUT.umap\n"
                      "embedding = np.load(umap_path) if umap_path.exists() else None\n"
                      "if embedding is not None:\n"
                      "    for kind in ('scatter', 'hexbin', 'contour'):\n"
@@ -71,10 +85,10 @@ def _cells(run_path: Path, epoch: int, out_dir: Path, k: int, seed: int, zdim: i
         ]
     cells += [
         ("markdown", f"## k-means (K = {k}) with on-data centres\n"
-                     f"Cluster ids are 1-based as in `{kdir}/labels.txt` and the map files `{kdir}/vol_001.mrc` …"),
+                     f"Cluster ids are 1-based as in `{labels_name}` and the map files `{first_map}` …"),
         ("code", "km = latent.kmeans(z, K, seed=SEED)\n"
-                 f"labels = np.loadtxt(ANALYSIS / {kdir!r} / 'labels.txt', dtype=int)\n"
-                 "assert (km.labels + 1 == labels).all(), 'k-means differs from labels.txt'\n"
+                 "labels = np.loadtxt(LAYOUT.kmeans(K).labels, dtype=int)\n"
+                 f"assert (km.labels + 1 == labels).all(), 'k-means differs from {labels_name}'\n"
                  "centers_ind = run.indices[km.on_data_indices]   # original particle index of each centre\n"
                  "assert np.allclose(run.z[run.rows_of(centers_ind)], km.centers)\n"
                  "print('cluster sizes (1..K):', km.sizes.tolist())"),

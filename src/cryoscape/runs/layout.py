@@ -140,6 +140,11 @@ class AnalysisLayout:
         """The traversal along the 1-based principal component ``index``."""
         return SeriesLayout(self.root / f"pc{int(index)}")
 
+    @property
+    def percentiles(self) -> SeriesLayout:
+        """``percentiles/``: zdim 1, the maps at the 5th, 15th … 95th percentiles of z."""
+        return SeriesLayout(self.root / "percentiles")
+
     def kmeans_values(self) -> list[int]:
         """K of every ``kmeansK`` folder holding labels, increasing."""
         found = []
@@ -186,13 +191,13 @@ class LandscapeLayout:
 
     @property
     def centres(self) -> SeriesLayout:
-        """``centres/``: the sketch's centre maps, their latent points and states."""
-        return SeriesLayout(self.root / "centres")
+        """``centers/``: the sketch's centre maps, their latent points and states."""
+        return SeriesLayout(self.root / "centers")
 
     @property
     def centre_states(self) -> Path:
-        """``centres/states.txt``: state of every centre map."""
-        return self.root / "centres" / "states.txt"
+        """``centers/states.txt``: state of every centre map."""
+        return self.centres.root / "states.txt"
 
     def state_mean(self, state: int) -> Path:
         """``state_NN_mean.mrc``: particle-weighted mean map of a 1-based state."""
