@@ -66,12 +66,13 @@ def test_table_columns_keep_the_file_name_of_a_repeated_column():
         "rlnAngleRot": np.where(rot < 0, rot + 360, rot),  # the same angles written in [0, 360)
         "rlnOriginXAngst": np.linspace(-3, 3, n) * 4.2,  # the shift in Å
         "rlnClassNumber": rng.integers(1, 4, n),
+        "rlnOpticsGroup": np.ones(n, dtype=int),  # one value: nothing to colour by
     })
     labels = [c["label"] for c in table_columns(table)]
     assert len(labels) == len(set(labels))
     for kept in ("rlnAngleRot", "rlnDefocusU", "rlnOriginXAngst", "defocus_angstrom", "tilt_deg", "rlnClassNumber"):
         assert kept in labels
-    for dropped in ("rot_deg", "defocus_u_angstrom", "shift_x_px", "index"):
+    for dropped in ("rot_deg", "defocus_u_angstrom", "shift_x_px", "index", "rlnOpticsGroup"):
         assert dropped not in labels
     classes = next(c for c in table_columns(table) if c["label"] == "rlnClassNumber")
     assert classes["categories"] == ["1", "2", "3"] and len(set(classes["palette"])) == 3

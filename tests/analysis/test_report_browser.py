@@ -237,6 +237,8 @@ def test_clicking_a_centre_selects_its_cluster_and_shows_its_map(analysed_subset
     rows = run.rows_of(np.loadtxt(series.centers_ind, dtype=int))
     np.testing.assert_allclose(centres[0], pcs[rows, 0], rtol=1e-6)
     assert centres[2] == ["1", "2", "3", "4"]
+    _drag(browser, [(100, 80), (900, 90), (880, 500), (120, 480), (100, 90)])  # a lasso selection first
+    _wait_until(browser, "window.cryoscapeSelection && window.cryoscapeSelection.lasso", "the lasso selection")
     # a real click on centre 3, where plotly draws it
     area = _plot_area(browser)
     ox, oy = browser.execute_script("""const d = document.getElementById('scatter'), L = d._fullLayout;

@@ -66,7 +66,7 @@ class ReportConfig:
     seed: int = option(0, help="seed of the gallery's random sample (default %(default)s)")
 
     def __post_init__(self) -> None:
-        check_range(self.gallery_size, "--gallery-size", minimum=0, maximum=20000)
+        check_range(self.gallery_size, "--gallery-size", minimum=0, maximum=5000)
         check_range(self.thumbnail_px, "--thumbnail-px", minimum=8, maximum=128)
 
 

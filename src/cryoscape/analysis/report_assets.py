@@ -20,6 +20,7 @@ h3 { font-size: 14px; margin: 10px 0 6px 0; }
 .controls { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; margin-bottom: 6px; font-size: 14px; }
 .hint { color: #555; font-size: 13px; }
 #scatter { width: 100%; max-width: 1100px; height: 640px; border: 1px solid #dde; }
+#scatter .selectionlayer path { pointer-events: none !important; }  /* clicks inside a lasso reach the centres */
 #clusters { font-size: 12px; max-width: 1100px; margin: 4px 0; }
 #clusters button { font-size: 12px; padding: 1px 6px; margin: 2px 3px 2px 0; }
 #clusters button i, #legend i { display: inline-block; width: 10px; height: 10px; margin-right: 3px;
@@ -149,11 +150,13 @@ SCRIPT = r"""
       textfont: {color: "#fff", size: 11}, customdata: C.sizes,
       hovertemplate: "cluster %{text}: %{customdata} particles (click to select)<extra></extra>",
       marker: {size: 20, color: C.palette, line: {color: "#000", width: 1.5}},
-      selected: {marker: {opacity: 1}}, unselected: {marker: {opacity: 1}}});
+      selected: {marker: {opacity: 1}, textfont: {color: "#fff"}},
+      unselected: {marker: {opacity: 1}, textfont: {color: "#fff"}}});
   }
   const layout = {dragmode: "lasso", hovermode: "closest", clickmode: "event", showlegend: false,
     margin: {l: 60, r: 20, t: 20, b: 50}, xaxis: {title: {text: p0.xlabel}}, yaxis: {title: {text: p0.ylabel}}};
-  const config = {responsive: true, displaylogo: false, scrollZoom: true, modeBarButtonsToRemove: ["toImage"]};
+  const config = {responsive: true, displaylogo: false, scrollZoom: true, editSelection: false,
+    modeBarButtonsToRemove: ["toImage"]};
   const ready = Plotly.newPlot(div, traces, layout, config);
   legendFor(c0);
 
@@ -339,9 +342,12 @@ SCRIPT = r"""
   ready.then(() => {
     div.on("plotly_selected", onSelected);
     div.on("plotly_deselect", () => { if (!busy) clearSelection(); });
-    div.on("plotly_click", ev => {
-      const p = ev && ev.points ? ev.points.find(q => q.curveNumber === 1) : null;
-      if (p) selectCluster(p.pointNumber);
+    div.on("plotly_click", ev => {  // a centre, or the centre particle under it (the centres are on data)
+      if (!C || !ev || !ev.points) return;
+      for (const q of ev.points) {
+        const j = q.curveNumber === 1 ? q.pointNumber : C.centre_rows.indexOf(q.pointIndex);
+        if (j >= 0) { selectCluster(j); return; }
+      }
     });
     showSelection();
     window.cryoscapeReport = {n: n, div: div, selectCluster: selectCluster, clear: clearSelection,

@@ -136,6 +136,8 @@ def _is_angle(name: str) -> bool:
 
 def _table_column(name: str, values: np.ndarray, n: int) -> dict[str, Any] | None:
     kind = values.dtype.kind
+    if len(np.unique(values[: min(n, 100000)])) < 2 and len(np.unique(values)) < 2:
+        return None  # one value for every particle: nothing to colour by
     if kind in "OSU":
         if len(set(values.tolist())) > MAX_CATEGORIES:
             return None
