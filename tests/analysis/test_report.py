@@ -192,3 +192,14 @@ def test_report_modules_spell_no_run_folder_path():
     forbidden = re.compile(rf"""["'](?:{names})""")
     for path in files:
         assert not forbidden.findall(path.read_text(encoding="utf-8")), path
+
+
+def test_report_data_of_a_one_dimensional_latent(trained_run_1d, tmp_path):
+    run_dir = tmp_path / "z1"
+    shutil.copytree(trained_run_1d, run_dir, ignore=shutil.ignore_patterns("analyze.*"))
+    run = TrainedRun.open(run_dir, device="cpu")
+    run_analysis(run, AnalyzeConfig(ksample=3, skip_vol=True, notebook=False))
+    data = report_data(run, run.run_dir.analysis(run.epoch), ReportConfig(gallery_size=5))
+    assert data["zdim"] == 1 and len(data["projections"]["pcs"]) == 1 and data["projections"]["umap"] is None
+    assert data["clusters"]["maps"] == [None, None, None] and data["clusters"]["thumbnails"] == [None] * 3
+    assert data["gallery"]["count"] == 5

@@ -319,6 +319,25 @@ def test_gallery_shows_the_selected_particles_and_their_average(analysed_subset_
     assert "phase-flipped" in caption
 
 
+def test_report_of_a_one_dimensional_latent(trained_run_1d, browser, tmp_path):
+    run_dir = tmp_path / "z1"
+    shutil.copytree(trained_run_1d, run_dir, ignore=shutil.ignore_patterns("analyze.*"))
+    run = TrainedRun.open(run_dir, device="cpu")
+    run_analysis(run, AnalyzeConfig(ksample=3, skip_vol=True, notebook=False))
+    page = write_report(run.run_dir.analysis(run.epoch).root, run, config=ReportConfig(gallery_size=10))
+    _open(browser, page)
+    assert _errors(browser) == []
+    got = browser.execute_script("""const d = document.getElementById('scatter');
+        return [d.data[0].x.length, d._fullLayout.yaxis.title.text, document.getElementById('pc-pair').hidden,
+                Array.from(document.getElementById('projection').options, o => o.text)];""")
+    assert got == [len(run.z), "z", True, ["z against particle"]]
+    browser.execute_script("window.cryoscapeReport.selectCluster(0)")
+    state = _wait_until(browser, "window.cryoscapeSelection", "cluster 1")
+    labels = np.loadtxt(run.run_dir.analysis(run.epoch).kmeans(3).labels, dtype=int)
+    assert state["rows"] == np.flatnonzero(labels == 1).tolist()
+    assert browser.execute_script("return document.getElementById('cluster-map').hidden") is True  # no maps
+
+
 class _StubRun:
     """The attributes write_report uses, with hostile strings (a report test without training)."""
 

@@ -352,7 +352,7 @@ SCRIPT = r"""
     showSelection();
     window.cryoscapeReport = {n: n, div: div, selectCluster: selectCluster, clear: clearSelection,
       highlighted: () => Array.from(div.data[0].selectedpoints || []),
-      outlines: () => (div.layout.selections || []).length + div.querySelectorAll(".select-outline").length};
+      outlines: () => (div.layout.selections || []).length + div.querySelectorAll(".selectionlayer path").length};
     document.body.setAttribute("data-report-ready", "1");
   });
 })();
