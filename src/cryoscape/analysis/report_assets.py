@@ -34,7 +34,6 @@ button { font-size: 14px; padding: 3px 10px; }
 .figures { display: flex; flex-wrap: wrap; gap: 16px; }
 figure { margin: 0; max-width: 560px; }
 figure.wide { max-width: 100%; flex-basis: 100%; }
-figure.wide img { width: 100%; max-width: 1100px; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 13px; color: #333; }
 figcaption .file { color: #888; font-size: 11px; }
