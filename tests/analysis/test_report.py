@@ -1,17 +1,13 @@
-"""report.html (h_export) in a real headless Chromium: loads offline without console errors, the WebGL scatter
-holds every particle, a box drag (and a lasso) selection downloads the original indices, input strings are
-escaped."""
+"""The data report.html gets (no browser): colourings without duplicates, distinct cluster colours, the k-means
+centres and map rows, gallery thumbnails and their CTF phase flip, figure captions, the CLI output file."""
 
 from __future__ import annotations
 
-import itertools
-import os
+import base64
+import io
+import re
 import shutil
-import subprocess
-import tempfile
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -19,233 +15,191 @@ import pytest
 
 from cryoscape.analysis.analyze import AnalyzeConfig, run_analysis
 from cryoscape.analysis.api import TrainedRun
-from cryoscape.analysis.report import write_report
+from cryoscape.analysis.gallery import particle_gallery, phase_flip, sample_rows, to_uint8
+from cryoscape.analysis.report import ReportConfig, build_report, report_data
+from cryoscape.analysis.report_columns import distinct_colors, table_columns
+from cryoscape.cli.main import main
+from cryoscape.errors import InputError
+from cryoscape.geometry.ctf import ctf_grid
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-def _install_chromium() -> str | None:
-    """Install the Debian chromium packages when missing; return why they are unavailable, or None."""
-    if CHROMIUM.exists() and CHROMEDRIVER.exists():
-        return None
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available to install chromium/chromium-driver"
-    if os.geteuid() != 0:
-        return "chromium is missing and installing it needs root (apt-get install chromium chromium-driver)"
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
-        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ,
-                                                                       "DEBIAN_FRONTEND": "noninteractive"})
-        if done.returncode != 0:
-            return f"{' '.join(cmd)} failed: {done.stderr.strip()[-300:]}"
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        return "chromium installed but /usr/bin/chromium or /usr/bin/chromedriver is missing"
-    return None
-
-
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    """Headless system Chromium driven by Selenium, downloads going to a fresh folder (``browser.downloads``)."""
-    reason = _install_chromium()
-    if reason is not None:
-        pytest.skip(f"no headless browser for the report test: {reason}")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    downloads = tmp_path_factory.mktemp("downloads")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-unsafe-swiftshader",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-profile-')}", "--window-size=1300,1600"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-    driver.downloads = downloads
-    yield driver
-    driver.quit()
-
-
-def _open(driver, path: Path) -> None:
-    driver.get_log("browser")  # drop messages of earlier pages
-    driver.get(path.resolve().as_uri())
-    deadline = time.time() + 120
-    while driver.execute_script("return document.body && document.body.getAttribute('data-report-ready')") != "1":
-        assert time.time() < deadline, "the report did not finish loading"
-        time.sleep(0.1)
-
-
-def _wait_until(driver, script: str, what: str, seconds: float = 20.0):
-    """Poll ``return <script>`` until it is truthy (plotly applies layout changes and selections asynchronously)."""
-    deadline = time.time() + seconds
-    while not (value := driver.execute_script(f"return {script}")):
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
-
-
-def _errors(driver) -> list[str]:
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-
-
-def _wait_for_file(folder: Path, name: str) -> Path:
-    deadline = time.time() + 30
-    while not (folder / name).is_file() or any(folder.glob("*.crdownload")):
-        assert time.time() < deadline, f"no download {name} in {folder}: {list(folder.iterdir())}"
-        time.sleep(0.1)
-    return folder / name
-
-
-def _drag(driver, points: list[tuple[int, int]]) -> None:
-    """Press at points[0] (offsets from the plot area's top-left corner), move through the rest, release."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-
-    driver.execute_script("document.getElementById('scatter').scrollIntoView({block: 'start'})")
-    area = driver.find_element(By.CSS_SELECTOR, "#scatter .nsewdrag")
-    rect = area.rect
-    x0, y0 = points[0]
-    chain = ActionChains(driver, duration=30).move_to_element_with_offset(
-        area, int(x0 - rect["width"] / 2), int(y0 - rect["height"] / 2)).click_and_hold()
-    for (xa, ya), (xb, yb) in itertools.pairwise(points):
-        steps = 4  # several moves per segment, as a hand would draw
-        done_x = done_y = 0
-        for step in range(1, steps + 1):
-            tx, ty = round((xb - xa) * step / steps), round((yb - ya) * step / steps)
-            chain = chain.move_by_offset(tx - done_x, ty - done_y)
-            done_x, done_y = tx, ty
-    chain.release().perform()
+SRC = Path(__file__).resolve().parents[2] / "src" / "cryoscape"
 
 
 @pytest.fixture(scope="module")
-def analysed_subset_run(trained_subset_run, tmp_path_factory):
-    """A copy of the --ind run (odd particles) analysed by `analyze` (no maps, no UMAP; a stand-in umap.npy)."""
-    run_dir = tmp_path_factory.mktemp("report_run") / "odd"
-    shutil.copytree(trained_subset_run, run_dir, ignore=shutil.ignore_patterns("analyze.*"))
-    run = TrainedRun.open(run_dir)
-    out = run.analyze_dir
-    run_analysis(run, AnalyzeConfig(ksample=4, skip_umap=True, skip_vol=True, notebook=False, pc=1))
-    z = run.z
-    # the report reads whatever (N, 2) embedding analyze saved; a rotated z stands in for UMAP here
-    np.save(out / "umap.npy", np.stack([z[:, 0] + z[:, 1], z[:, 0] - z[:, 1]], axis=1).astype(np.float32))
-    return run, write_report(out, run)
+def analysed_run(trained_run, tmp_path_factory):
+    """A copy of the zdim-2 run analysed with maps (K = 4, one PC traversal of 2 maps, no UMAP)."""
+    run_dir = tmp_path_factory.mktemp("report_unit") / "z2"
+    shutil.copytree(trained_run, run_dir, ignore=shutil.ignore_patterns("analyze.*"))
+    run = TrainedRun.open(run_dir, device="cpu")
+    run_analysis(run, AnalyzeConfig(ksample=4, skip_umap=True, notebook=False, pc=1, n_per_pc=2))
+    return run
 
 
-def test_report_loads_offline_and_box_selection_downloads_original_indices(analysed_subset_run, browser,
-                                                                            tmp_path):
-    run, page = analysed_subset_run
-    _open(browser, page)
-    assert _errors(browser) == []
-    # everything inlined: no external script/style/image element, no resource fetched over the network
-    assert browser.execute_script("""return document.querySelectorAll(
-        'script[src], link[href], iframe, img:not([src^="data:"])').length""") == 0
-    assert browser.execute_script("""return performance.getEntriesByType('resource')
-        .filter(e => !e.name.startsWith('data:') && !e.name.startsWith('blob:')).map(e => e.name)""") == []
+def _decode(spec) -> np.ndarray:
+    raw = base64.b64decode(spec["data"])
+    return np.frombuffer(raw, dtype={"float32": "<f4", "uint8": np.uint8, "codes": "<u2", "int32": "<i4"}
+                         [spec["encoding"]])
+
+
+def test_distinct_colors_up_to_60():
+    for k in range(1, 61):
+        colors = distinct_colors(k)
+        assert len(colors) == k and len(set(colors)) == k
+        assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colors)
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in distinct_colors(10)], dtype=float)
+    gaps = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)[~np.eye(10, dtype=bool)]
+    assert gaps.min() > 40  # ten clusters: no two colours nearly alike
+
+
+def test_table_columns_keep_the_file_name_of_a_repeated_column():
+    rng = np.random.default_rng(0)
+    n = 300
+    rot = rng.uniform(-180, 180, n)
+    table = pd.DataFrame({
+        "index": np.arange(n),
+        "defocus_angstrom": rng.uniform(1e4, 2e4, n),
+        "defocus_u_angstrom": np.linspace(1e4, 3e4, n),
+        "rot_deg": rot,
+        "tilt_deg": rng.uniform(0, 180, n),
+        "shift_x_px": np.linspace(-3, 3, n),
+        "rlnDefocusU": np.linspace(1e4, 3e4, n),
+        "rlnAngleRot": np.where(rot < 0, rot + 360, rot),  # the same angles written in [0, 360)
+        "rlnOriginXAngst": np.linspace(-3, 3, n) * 4.2,  # the shift in Å
+        "rlnClassNumber": rng.integers(1, 4, n),
+        "rlnOpticsGroup": np.ones(n, dtype=int),  # one value: nothing to colour by
+    })
+    labels = [c["label"] for c in table_columns(table)]
+    assert len(labels) == len(set(labels))
+    for kept in ("rlnAngleRot", "rlnDefocusU", "rlnOriginXAngst", "defocus_angstrom", "tilt_deg", "rlnClassNumber"):
+        assert kept in labels
+    for dropped in ("rot_deg", "defocus_u_angstrom", "shift_x_px", "index", "rlnOpticsGroup"):
+        assert dropped not in labels
+    classes = next(c for c in table_columns(table) if c["label"] == "rlnClassNumber")
+    assert classes["categories"] == ["1", "2", "3"] and len(set(classes["palette"])) == 3
+
+
+def test_report_data_of_an_analysed_run(analysed_run):
+    run = analysed_run
+    layout = run.run_dir.analysis(run.epoch)
+    data = report_data(run, layout, ReportConfig(gallery_size=50, thumbnail_px=16))
     n = len(run.indices)
-    assert browser.execute_script("return document.getElementById('scatter').data[0].x.length") == n
-    assert browser.execute_script("return document.getElementById('scatter').data[0].type") == "scattergl"
-    hover = browser.execute_script("return Array.from(document.getElementById('scatter').data[0].customdata)")
-    np.testing.assert_array_equal(hover, run.indices)  # hover shows the original index (all odd here)
-    options = browser.execute_script("return Array.from(document.getElementById('color').options, o => o.text)")
-    assert options[0] == "k-means cluster (K=4)" and "‖z‖" in options and "defocus_angstrom" in options
+    labels = [c["label"] for c in data["colors"]]
+    assert len(labels) == len(set(labels)) and labels[0] == "k-means cluster (K=4)"
+    assert "rot_deg" not in labels and "rlnAngleRot" in labels  # the star's name of the angle kept once
+    # PCs from pca.npy, every one, and the affine map back to z
+    pcs = np.load(layout.pca)
+    assert len(data["projections"]["pcs"]) == run.zdim and data["projections"]["umap"] is None
+    np.testing.assert_array_equal(_decode(data["projections"]["pcs"][1]), pcs[:, 1].astype(np.float32))
+    back = np.asarray(data["projections"]["pcs_to_z"])
+    np.testing.assert_allclose(np.c_[pcs, np.ones(n)] @ back, run.z, atol=1e-4)
+    # k-means: centres are the on-data centre particles, sizes from the labels, 4 different colours, map rows
+    clusters = data["clusters"]
+    series = layout.kmeans(4)
+    assert clusters["k"] == 4
+    np.testing.assert_array_equal(clusters["centre_rows"], run.rows_of(np.loadtxt(series.centers_ind, dtype=int)))
+    labels_file = np.loadtxt(series.labels, dtype=int)
+    assert clusters["sizes"] == np.bincount(labels_file, minlength=5)[1:].tolist() and sum(clusters["sizes"]) == n
+    assert len(set(clusters["palette"])) == 4 and clusters["palette"] == data["colors"][0]["palette"]
+    assert clusters["maps"] == [p.name for p in series.map_paths(4)]
+    assert all(c.startswith("open '") and c.endswith(f"{m}'") for c, m in zip(clusters["chimerax"], clusters["maps"]))
+    from PIL import Image
 
-    browser.execute_script("Plotly.relayout(document.getElementById('scatter'), {dragmode: 'select'})")
-    _wait_until(browser, "document.getElementById('scatter')._fullLayout.dragmode === 'select'", "box-select mode")
-    _drag(browser, [(200, 60), (500, 300), (760, 520)])
-    selection = _wait_until(browser, "window.cryoscapeSelection", "the box selection")
-    assert selection is not None and selection["count"] > 0
-    (x0, x1), (y0, y1) = sorted(selection["range"]["x"]), sorted(selection["range"]["y"])
-    pcs = np.load(run.analyze_dir / "pca.npy")
-    inside = (pcs[:, 0] >= x0) & (pcs[:, 0] <= x1) & (pcs[:, 1] >= y0) & (pcs[:, 1] <= y1)
-    expected = run.indices[inside]
-    assert 0 < len(expected) < n
-    from selenium.webdriver.common.by import By
-
-    commands = browser.find_element(By.ID, "commands").text
-    name = f"selection_{len(expected)}.txt"
-    assert f"--from-file {name}" in commands and "write-star" in commands
-    browser.find_element(By.ID, "download").click()
-    got = np.loadtxt(_wait_for_file(browser.downloads, name), dtype=np.int64, ndmin=1)
-    np.testing.assert_array_equal(got, expected)
-    shot = tmp_path / "report.png"
-    browser.save_screenshot(str(shot))
-    print(f"screenshot: {shot}")
-    assert shot.stat().st_size > 10_000
-
-    # the downloaded file feeds `cryoscape select --from-file` (same particles back)
-    from cryoscape.cli.main import main
-    from cryoscape.io.legacy import read_index
-
-    assert main(["select", str(run.path), "--from-file", str(browser.downloads / name),
-                 "-o", str(tmp_path / "again")]) == 0
-    np.testing.assert_array_equal(read_index(tmp_path / "again.txt"), expected)
+    for thumb in clusters["thumbnails"]:
+        image = Image.open(io.BytesIO(base64.b64decode(thumb)))
+        assert image.size[1] == 72 and image.size[0] > 6 * 72  # six views in a row
+    # the gallery: 50 random particles, 16 px, 8 bits
+    gallery = data["gallery"]
+    assert gallery["count"] == 50 and gallery["size"] == 16 and gallery["phase_flipped"]
+    assert _decode(gallery["pixels"]).size == 50 * 16 * 16
+    rows = np.arange(gallery["rows"]["n"]) + gallery["rows"]["start"] if gallery["rows"]["encoding"] == "range" \
+        else _decode(gallery["rows"])
+    np.testing.assert_array_equal(rows, sample_rows(n, 50, 0))
 
 
-def test_report_lasso_on_umap_and_recolouring(analysed_subset_run, browser):
-    run, page = analysed_subset_run
-    _open(browser, page)
-    browser.execute_script("""
-        const s = document.getElementById('projection'); s.value = '1'; s.dispatchEvent(new Event('change'));
-        const c = document.getElementById('color'); c.value = '1'; c.dispatchEvent(new Event('change'));""")
-    time.sleep(0.5)
-    umap = np.load(run.analyze_dir / "umap.npy")
-    xs = browser.execute_script("return Array.from(document.getElementById('scatter').data[0].x)")
-    np.testing.assert_allclose(xs, umap[:, 0], rtol=1e-6)
-    _drag(browser, [(100, 80), (900, 90), (880, 500), (120, 480), (100, 90)])  # lasso (the default mode)
-    _wait_until(browser, "window.cryoscapeSelection && window.cryoscapeSelection.lasso", "the lasso selection")
-    selection = browser.execute_script("return window.cryoscapeSelection")
-    assert selection is not None and selection["lasso"] is not None
-    from matplotlib.path import Path as Polygon
-
-    poly = Polygon(np.stack([selection["lasso"]["x"], selection["lasso"]["y"]], axis=1))
-    inside = poly.contains_points(umap.astype(np.float64))
-    got = np.asarray(selection["indices"], dtype=np.int64)
-    expected = run.indices[inside]
-    # the polygon test of plotly and matplotlib may differ only for points on the boundary
-    assert len(np.setxor1d(got, expected)) <= 2 and len(got) > 0
-    assert _errors(browser) == []
+def test_gallery_thumbnails_count_and_size(analysed_run):
+    gallery = particle_gallery(analysed_run, count=30, thumbnail_px=48, seed=2)
+    box = analysed_run.box_size
+    assert gallery.pixels.shape == (30, min(box, 48), min(box, 48)) and gallery.pixels.dtype == np.uint8
+    assert gallery.rows.tolist() == sorted(set(gallery.rows.tolist())) and gallery.rows.max() < len(analysed_run.z)
+    assert gallery.pixels.min() == 0 and gallery.pixels.max() == 255  # each image spans the 8 bits
+    assert particle_gallery(analysed_run, count=10_000, thumbnail_px=16).pixels.shape == (len(analysed_run.z), 16, 16)
 
 
-class _StubRun:
-    """The attributes write_report uses, with hostile strings (a report test without training)."""
-
-    def __init__(self, root: Path, n: int = 300):
-        rng = np.random.default_rng(0)
-        self.path = root / "run<b>&'x"
-        self.path.mkdir(parents=True)
-        self.epoch = 3
-        self.zdim = 2
-        self.z = rng.standard_normal((n, 2)).astype(np.float32)
-        self.indices = np.arange(n, dtype=np.int64) * 3
-        self.particles_path = root / "parts<script>.star"
-        self.config = SimpleNamespace(data=SimpleNamespace(ind=None))
-        self.run_dir = SimpleNamespace(latest_epoch=lambda: 3)
-        tags = np.array(["<img/src=x/onerror=window.__xss=1>", "</script><script>window.__xss=2</script>", "ok"])
-        self._table = pd.DataFrame({"index": self.indices, "rlnTag": tags[np.arange(n) % 3],
-                                    "<b>bold</b>": rng.standard_normal(n)})
-
-    def particle_table(self):
-        return self._table
+def _relion_ctf(box: int, apix: float, defocus_angstrom: float, kv: float, cs_mm: float, w: float) -> np.ndarray:
+    """The CTF written out here from its textbook formula (round astigmatism-free defocus), centred lattice."""
+    k = (np.arange(box) - box // 2) / (box * apix)
+    s2 = k[None, :] ** 2 + k[:, None] ** 2
+    volts = kv * 1e3
+    lam = 12.2643247 / np.sqrt(volts * (1 + 0.978466e-6 * volts))
+    chi = np.pi * lam * defocus_angstrom * s2 - 0.5 * np.pi * cs_mm * 1e7 * lam ** 3 * s2 ** 2
+    return np.sqrt(1 - w ** 2) * np.sin(chi) + w * np.cos(chi)
 
 
-def test_report_escapes_input_strings(browser, tmp_path):
-    run = _StubRun(tmp_path)
-    out = tmp_path / "analyze"
-    page = write_report(out, run)
-    text = page.read_text(encoding="utf-8")
-    assert "<img/src=x" not in text and "<b>bold</b>" not in text
-    assert text.count("</script>") == 3  # only the page's own three script elements close
-    _open(browser, page)
-    assert _errors(browser) == []
-    assert browser.execute_script("return window.__xss === undefined")
-    assert "run<b>&'x" in browser.title
-    browser.execute_script("""const c = document.getElementById('color');
-        c.value = String(Array.from(c.options).findIndex(o => o.text === 'rlnTag'));
-        c.dispatchEvent(new Event('change'));""")
-    legend = browser.execute_script("return document.getElementById('legend').textContent")
-    assert "<img/src=x/onerror=window.__xss=1> (100)" in legend
-    assert browser.execute_script("return window.__xss === undefined")
-    assert browser.execute_script("return document.getElementById('scatter').data[0].x.length") == 300
+def test_phase_flip_multiplies_the_transform_by_the_ctf_sign():
+    box, apix, defocus = 64, 1.5, 15000.0
+    yy, xx = np.mgrid[:box, :box] - box // 2
+    blob = np.exp(-((xx - 3) ** 2 + yy ** 2) / 20.0) + 0.5 * np.exp(-(xx ** 2 + (yy + 9) ** 2) / 8.0)
+    ctf = _relion_ctf(box, apix, defocus, 300.0, 2.7, 0.1)
+    assert ctf[box // 2, box // 2] > 0  # positive at zero frequency: white particles stay white
+    spectrum = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(blob)))
+    image = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(spectrum * ctf))).real  # the recorded image
+    library_ctf = ctf_grid(box, apix, defocus, defocus, 0.0, 300.0, 2.7, 0.1, 0.0)
+    np.testing.assert_allclose(library_ctf[0], ctf, atol=1e-9)
+    flipped = phase_flip(image[None], library_ctf)[0]
+    expected = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(spectrum * np.abs(ctf)))).real
+    np.testing.assert_allclose(flipped, expected, atol=1e-5)
+    corr = [np.corrcoef(x.ravel(), blob.ravel())[0, 1] for x in (image, flipped)]
+    assert corr[1] > 0.85 and corr[1] > corr[0] + 0.1
+
+
+def test_to_uint8_scales_each_image_from_its_percentiles():
+    images = np.stack([np.linspace(0, 1, 100).reshape(10, 10), np.linspace(-50, 50, 100).reshape(10, 10)])
+    out = to_uint8(images)
+    assert out.dtype == np.uint8 and out[:, 0, 0].tolist() == [0, 0] and out[:, -1, -1].tolist() == [255, 255]
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_figures_have_captions_and_the_learning_curve_is_wide(analysed_run):
+    content = build_report(analysed_run, analysed_run.run_dir.analysis(analysed_run.epoch),
+                           ReportConfig(gallery_size=0))
+    figures = {f.path.name: f for _, group in content.figure_groups for f in group}
+    assert figures["learning_curve.png"].wide and figures["montage.png"].wide
+    for figure in figures.values():
+        assert figure.path.is_file() and ".png" not in figure.caption and len(figure.caption) > 30
+    titles = [title for title, _ in content.figure_groups]
+    assert titles[:3] == ["Training", "Latent space", "k-means clusters (K = 4)"] and "Traversal along PC1" in titles
+    assert content.data["gallery"] == {"reason": "no gallery (--gallery-size 0)"}
+
+
+def test_cli_writes_the_named_file_with_a_positional_epoch(analysed_run, tmp_path, capsys):
+    out = tmp_path / "x.html"
+    assert main(["report", str(analysed_run.path), str(analysed_run.epoch), "-o", str(out),
+                 "--gallery-size", "20"]) == 0
+    assert out.is_file() and f"wrote {out}" in capsys.readouterr().out
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and '"count":20' in text
+    with pytest.raises(InputError, match="--gallery-size"):
+        ReportConfig(gallery_size=-1)
+    assert main(["report", str(analysed_run.path), "1", "--epoch", "2", "-o", str(tmp_path / "y.html")]) != 0
+    assert not (tmp_path / "y.html").exists()
+
+
+def test_report_modules_spell_no_run_folder_path():
+    files = [SRC / "cli" / "report.py", SRC / "analysis" / "gallery.py",
+             *sorted((SRC / "analysis").glob("report*.py"))]
+    names = (r"kmeans[\d{]|pc\d|analyze\.|landscape\.|vol_|labels\.txt|centers|z_values|montage|report\.html"
+             r"|\w+\.(?:png|npy|json|mrc|cxc)")
+    forbidden = re.compile(rf"""["'](?:{names})""")
+    for path in files:
+        assert not forbidden.findall(path.read_text(encoding="utf-8")), path
+
+
+def test_report_data_of_a_one_dimensional_latent(trained_run_1d, tmp_path):
+    run_dir = tmp_path / "z1"
+    shutil.copytree(trained_run_1d, run_dir, ignore=shutil.ignore_patterns("analyze.*"))
+    run = TrainedRun.open(run_dir, device="cpu")
+    run_analysis(run, AnalyzeConfig(ksample=3, skip_vol=True, notebook=False))
+    data = report_data(run, run.run_dir.analysis(run.epoch), ReportConfig(gallery_size=5))
+    assert data["zdim"] == 1 and len(data["projections"]["pcs"]) == 1 and data["projections"]["umap"] is None
+    assert data["clusters"]["maps"] == [None, None, None] and data["clusters"]["thumbnails"] == [None] * 3
+    assert data["gallery"]["count"] == 5

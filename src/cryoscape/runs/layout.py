@@ -31,6 +31,8 @@ from pathlib import Path
 KMEANS_RE = re.compile(r"^kmeans(\d+)$")
 PC_RE = re.compile(r"^pc(\d+)$")
 SERIES_PREFIX = "vol_"
+#: kinds of the joint particle plots of analyze (scatter, hexbin density, density contour)
+JOINT_KINDS = ("scatter", "hexbin", "contour")
 
 
 def series_names(count: int, prefix: str = SERIES_PREFIX, first: int = 1) -> list[str]:
@@ -102,6 +104,26 @@ class SeriesLayout:
         """A picture of this series (``z_pca.png``, ``umap.png``, ``traversal.png`` …)."""
         return self.root / name
 
+    @property
+    def pca_figure(self) -> Path:
+        """``z_pca.png``: the series' points (or clusters) on the first two PCs."""
+        return self.root / "z_pca.png"
+
+    @property
+    def umap_figure(self) -> Path:
+        """``umap.png``: the series' points (or clusters) on the UMAP embedding."""
+        return self.root / "umap.png"
+
+    @property
+    def traversal_figure(self) -> Path:
+        """``traversal.png``: the traversal's points over the particles."""
+        return self.root / "traversal.png"
+
+    @property
+    def histogram_figure(self) -> Path:
+        """``z_hist.png``: 1-D latent histogram with the series' points marked (zdim 1)."""
+        return self.root / "z_hist.png"
+
 
 @dataclass(frozen=True)
 class AnalysisLayout:
@@ -132,6 +154,39 @@ class AnalysisLayout:
     def figure(self, name: str) -> Path:
         """A top-level picture (``learning_curve.png``, ``z_pca_hexbin.png`` …)."""
         return self.root / name
+
+    @property
+    def learning_curve(self) -> Path:
+        """``learning_curve.png``: training loss, reconstruction error and KL per epoch."""
+        return self.root / "learning_curve.png"
+
+    @property
+    def pca_variance(self) -> Path:
+        """``pca_explained_variance.png``: explained variance ratio of each PC."""
+        return self.root / "pca_explained_variance.png"
+
+    def pca_figure(self, kind: str) -> Path:
+        """``z_pca_{kind}.png``: particles on PC1/PC2 (kind in :data:`JOINT_KINDS`)."""
+        return self.root / f"z_pca_{kind}.png"
+
+    def umap_figure(self, kind: str) -> Path:
+        """``umap_{kind}.png``: particles on the UMAP embedding (kind in :data:`JOINT_KINDS`)."""
+        return self.root / f"umap_{kind}.png"
+
+    @property
+    def z_histogram(self) -> Path:
+        """``z_hist.png``: histogram of a 1-D latent."""
+        return self.root / "z_hist.png"
+
+    @property
+    def z_vs_index(self) -> Path:
+        """``z_vs_index.png``: a 1-D latent against the particle index."""
+        return self.root / "z_vs_index.png"
+
+    @property
+    def percentiles(self) -> SeriesLayout:
+        """``percentiles/``: maps at the 5th … 95th percentiles of a 1-D latent."""
+        return SeriesLayout(self.root / "percentiles")
 
     def kmeans(self, k: int) -> SeriesLayout:
         return SeriesLayout(self.root / f"kmeans{int(k)}")
