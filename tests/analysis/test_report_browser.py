@@ -145,7 +145,7 @@ def analysed_subset_run(trained_subset_run, tmp_path_factory):
 
 
 def test_report_loads_offline_and_box_selection_downloads_original_indices(analysed_subset_run, browser,
-                                                                            tmp_path):
+                                                                            monkeypatch):
     run, page = analysed_subset_run
     _open(browser, page)
     assert _errors(browser) == []
@@ -180,13 +180,19 @@ def test_report_loads_offline_and_box_selection_downloads_original_indices(analy
     assert f"backproject {run.particles_path}" in commands and "eval-vol" in commands
     np.testing.assert_array_equal(_download(browser, name), expected)
 
-    # the downloaded file feeds `cryoscape select --from-file` (same particles back)
+    # the page's own select command, run beside the downloaded file, gives the same particles back and never
+    # replaces the file it reads
+    import shlex
+
     from cryoscape.cli.main import main
     from cryoscape.io.legacy import read_index
 
-    assert main(["select", str(run.path), "--from-file", str(browser.downloads / name),
-                 "-o", str(tmp_path / "again")]) == 0
-    np.testing.assert_array_equal(read_index(tmp_path / "again.txt"), expected)
+    line = next(text for text in commands.splitlines() if text.startswith("cryoscape select") and "--from-file" in text)
+    monkeypatch.chdir(browser.downloads)
+    assert main(shlex.split(line)[1:]) == 0
+    np.testing.assert_array_equal(read_index(browser.downloads / name), expected)
+    out = shlex.split(line)[-1]
+    np.testing.assert_array_equal(read_index(browser.downloads / f"{out}.txt"), expected)
 
 
 def test_lasso_selection_is_kept_across_projections(analysed_subset_run, browser):

@@ -193,7 +193,7 @@ SCRIPT = r"""
   function commandsFor(rows) {
     const name = fileName(), stem = name.replace(/\.txt$/, "");
     const lines = ["# the selection as a run-side index file (and its complement):",
-      "cryoscape select " + D.run_arg + " --from-file " + name + " -o " + stem];
+      "cryoscape select " + D.run_arg + " --from-file " + name + " -o " + stem + "_sel"];
     if (cluster !== null) lines.push("# or, the same particles by cluster number:",
       "cryoscape select " + D.run_arg + " --kmeans " + C.k + " --clusters " + (cluster + 1) + " -o " + stem);
     if (D.particles_arg) {
