@@ -278,7 +278,7 @@ CASES = {
     "mask-percentile": E("mask {w}/m.mrc -o {o}/k.mrc --percentile 200", "--percentile 200.0 must be in"),
     "mask-threshold-inf": E("mask {w}/m.mrc -o {o}/k.mrc --threshold inf", "--threshold inf is not a finite"),
     "simulate-voltage0": E("simulate --preset tiny-32 -n 2 --voltage-kv 0 -o {o}/s", "--voltage-kv 0.0 must be"),
-    "simulate-voltage-config": E("simulate --config {w}/sim.yaml -o {o}/s", "--voltage-kv 0 must be"),
+    "simulate-voltage-config": E("simulate --config {w}/sim.yaml -o {o}/s", "--voltage-kv 0.0 must be"),
     "simulate-cs-nan": E("simulate --preset tiny-32 -n 2 --cs-mm nan -o {o}/s", "--cs-mm nan is not a finite"),
     "simulate-defocus-nan": E("simulate --preset tiny-32 -n 2 --defocus-min-angstrom nan -o {o}/s",
                               "--defocus-min-angstrom nan must be"),

@@ -103,7 +103,9 @@ def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, only
         if _is_bool(tp):
             _add_bool(parser, flags, spec, name, default, field_default)
         elif typing.get_origin(tp) is tuple:
-            parser.add_argument(*flags, dest=name, nargs="+", default=default,
+            items = typing.get_args(tp)
+            nargs = "+" if not items or items[-1] is Ellipsis else len(items)
+            parser.add_argument(*flags, dest=name, nargs=nargs, default=default,
                                 type=_scalar_type(typing.get_args(tp)[0]), metavar=spec.metavar, help=spec.help)
         else:
             parser.add_argument(*flags, dest=name, default=default, type=_scalar_type(tp),
