@@ -262,7 +262,7 @@ CASES = {
                            "num_workers must be at least 0"),
     "train-chunk0": E("train-vae {w}/good.star -o {o}/r --zdim 1 -n 1 --chunk-size 0", "chunk_size must be at least 1"),
     "eval-images-batch0": E("eval-images {w}/run {w}/p.mrcs --poses {w}/pose_good.pkl -o {o}/z.npz -b 0",
-                            "--batch-size must be at least 1", needs_run=True),
+                            "batch_size must be at least 1", needs_run=True),
     "eval-vol-device-cuda": E("eval-vol {w}/run -z 0 0 0 0 0 0 0 0 -o {o}/v.mrc --device cuda", "no CUDA GPU",
                               needs_run=True),
     "downsample-chunk0": E("downsample {w}/p.mrcs -D 8 -o {o}/s.mrcs --chunk 0", "--chunk must be at least 1"),
