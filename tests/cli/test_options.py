@@ -101,9 +101,9 @@ def test_cryodrgn_spellings_still_parse():
     assert vars(same) == {**vars(args), "invert_data": None}  # --uninvert-data gives False: the default, said
     args = _parse("train-vae", "p.star", "-o", "r", "--invert-data", "--no-window", "--lazy", "--no-amp")
     assert (args.outdir, args.invert_data, args.window, args.lazy, args.amp) == ("r", True, False, True, False)
-    args = _parse("eval-vol", "run", "3", "--Apix", "1.5", "-b", "4", "-d", "16", "--flip", "-z", "0")
+    args = _parse("eval-vol", "run", "3", "-o", "v.mrc", "--Apix", "1.5", "-b", "4", "-d", "16", "--flip", "-z", "0")
     assert (chosen_epoch(args), args.apix, args.batch_size, args.downsample, args.flip) == (3, 1.5, 4, 16, True)
-    assert _parse("eval-vol", "run", "--apix", "2", "-z", "0").apix == 2.0
+    assert _parse("eval-vol", "run", "-o", "v.mrc", "--apix", "2", "-z", "0").apix == 2.0
     assert _parse("backproject", "p.star", "-o", "o", "--pad", "2", "--chunk", "64").pad_factor == 2
     assert _parse("downsample", "p.star", "-D", "16", "-o", "x.mrcs", "-b", "7").chunk == 7
 
