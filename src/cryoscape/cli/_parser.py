@@ -43,9 +43,8 @@ class CommandParser(argparse.ArgumentParser):
         module = self._command_module
         self.add_argument("--debug", action="store_true", help="show the full traceback on errors")
         module.add_arguments(self)
-        if "--no-progress" not in self._option_string_actions:
-            self.add_argument("--no-progress", dest="no_progress", action="store_true",
-                              help="no progress bars or progress lines (also: environment CRYOSCAPE_NO_PROGRESS=1)")
+        self.add_argument("--no-progress", dest="no_progress", action="store_true",
+                          help="no progress bars or progress lines (also: environment CRYOSCAPE_NO_PROGRESS=1)")
         self.set_defaults(_run=module.run)
         return self
 

@@ -43,7 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help=f"start from a standard set: {', '.join(PRESETS)}")
     parser.add_argument("--config", help="start from a config.yaml (keys = these flags with underscores)")
     add_config_options(parser, SimulationConfig, unset_default=True)  # None = not given: the preset's value
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
