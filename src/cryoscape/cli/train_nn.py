@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from cryoscape.cli._help import TRAIN_NN_DESCRIPTION as DESCRIPTION
+from cryoscape.cli import _help
 from cryoscape.cli.train_vae import add_training_arguments, run_training
 
 NAME = "train-nn"
 HELP = "train a homogeneous neural map V(k) (decoder only) on particles with poses and CTF"
-__all__ = ["DESCRIPTION", "HELP", "NAME", "add_arguments", "run"]
+DESCRIPTION = _help.TRAIN_NN_DESCRIPTION
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from cryoscape.cli._help import TRAIN_VAE_DESCRIPTION as DESCRIPTION
+from cryoscape.cli import _help
 
 NAME = "train-vae"
 HELP = "train the heterogeneous VAE (latent z per particle, decoder V(k, z)) on particles with poses"
-__all__ = ["DESCRIPTION", "HELP", "NAME", "add_arguments", "add_training_arguments", "config_from_args", "run",
-           "run_training"]
+DESCRIPTION = _help.TRAIN_VAE_DESCRIPTION
 
 #: (group title, config class name, fields shown in that group, VAE only).
 _GROUPS = (
