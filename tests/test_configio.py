@@ -86,7 +86,7 @@ def test_unknown_keys_and_invalid_values():
     with pytest.raises(InputError, match=r"unknown setting\(s\) bogus"):
         train_config_from_dict({"bogus": 1})
     # the dataclass's own checks: InputError gets the file, ValueError becomes an InputError
-    with pytest.raises(InputError, match=r"^c\.yaml: model setting pe_type='x' is not supported"):
+    with pytest.raises(InputError, match=r"^c\.yaml: pe_type must be one of gaussian, .*, got 'x'"):
         ModelConfig.from_dict({"pe_type": "x"}, path="c.yaml")
     with pytest.raises(InputError, match=r"^c\.yaml: invalid Outer settings: scale must be >= 0"):
         dataclass_from_mapping(Outer, {"scale": -1}, path="c.yaml")

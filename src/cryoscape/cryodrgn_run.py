@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,76 @@ def cryodrgn_train_config(cfg: Mapping[str, Any], imported: Any, run_folder: str
         lr=CRYODRGN_LR,
         volume_radius_px=imported.volume_radius_px,
     )
+
+
+# --- import-cryodrgn: a cryoDRGN model as a cryoscape run folder ------------------------------------------------
+@dataclass(frozen=True)
+class ImportedRun:
+    """What :func:`import_cryodrgn_run` wrote: the run folder, the checkpoint, its epoch, the model's zdim and
+    box, the pixel size and whether that came from the run's CTF file."""
+
+    run: RunDir
+    weights_path: Path
+    epoch: int
+    zdim: int
+    box_size: int
+    pixel_size_angstrom: float
+    pixel_size_from_ctf: bool
+
+
+def import_cryodrgn_run(config: str | os.PathLike, weights: str | os.PathLike, outdir: str | os.PathLike, *,
+                        apix: float | None = None, epoch: int | None = None, overwrite: bool = False) -> ImportedRun:
+    """Write a cryoscape run folder (``config.yaml``, ``weights.<epoch>.pt``, ``provenance.yaml``) holding the
+    cryoDRGN model of ``config`` + ``weights``.
+
+    ``apix`` (Å) defaults to the pixel size of the run's CTF pickle (:func:`pixel_size_from_config`); ``epoch``
+    to the epochs the checkpoint was trained for (:func:`epochs_completed`). A folder already holding a run is
+    refused unless ``overwrite`` (its run files are deleted first).
+
+    Raises
+    ------
+    InputError
+        For ``epoch`` < 1, ``apix`` ≤ 0, a folder holding a run, an unreadable config or checkpoint, a config
+        value of the wrong type (naming the key), settings cryoscape cannot reproduce, or an unknown pixel size.
+    """
+    from cryoscape.configio import check_range
+    from cryoscape.models.cryodrgn_compat import import_cryodrgn
+    from cryoscape.training.config import to_dict
+    from cryoscape.training.provenance import ProvenanceLog
+
+    if epoch is not None and epoch < 1:
+        raise InputError(f"--epoch must be at least 1, got {epoch}", fix="epochs are counted from 1")
+    check_range(apix, "apix", minimum=0, exclusive_minimum=True)
+    run_dir = RunDir(outdir)
+    if run_dir.holds_run() and not overwrite:
+        raise InputError("the folder already holds a run", path=run_dir.path,
+                         fix="give another -o, or --overwrite to replace it")
+    cfg = read_cryodrgn_config(config)
+    state = read_cryodrgn_weights(weights)
+    imported = import_cryodrgn(cfg, state, source=str(weights), config_source=str(config))
+    from_ctf = apix is None
+    if apix is None:
+        apix = pixel_size_from_config(cfg, config, imported.box_size)
+        if apix is None:
+            ctf = (cfg.get("dataset_args") or {}).get("ctf")
+            why = f"its CTF pickle {ctf} was not found" if ctf else "the run has no CTF file"
+            raise InputError(f"the pixel size is unknown (cryoDRGN's config does not store it and {why})",
+                             path=config, fix="give --apix (Å per pixel of the training images)")
+    train_config = cryodrgn_train_config(cfg, imported, Path(config).parent, apix)
+    epoch = int(epoch) if epoch is not None else epochs_completed(cfg, state, weights)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    with run_dir.lock():
+        if overwrite:
+            run_dir.remove_run_files()
+        run_dir.save_config(train_config)
+        run_dir.save_checkpoint(epoch, {"model": imported.model.state_dict(), "config": to_dict(train_config),
+                                        "imported_from": str(Path(weights).resolve())})
+        record = ProvenanceLog(run_dir, options={"config": str(Path(config).resolve()),
+                                                 "weights": str(Path(weights).resolve()),
+                                                 "epoch": epoch, "apix": apix}, start_epoch=epoch)
+        record.finish("imported from cryoDRGN")
+    return ImportedRun(run_dir, run_dir.weights_path(epoch), epoch, int(imported.config.zdim),
+                       int(imported.box_size), float(apix), from_ctf)
 
 
 # --- a cryoDRGN folder as a run directory ----------------------------------------------------------------------

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
+# re-exported for the commands that still import them from here (their home is cli.options)
+from cryoscape.cli.options import add_positional_epoch, chosen_epoch  # noqa: F401
+
 PARTICLE_OPTIONS_HELP = """\
 particles: PARTICLES is a .mrcs/.mrc stack, a RELION .star (3.0 or 3.1+), a cryoSPARC .cs or a .txt list of
 stacks. Poses and CTF are read from the .star/.cs itself unless --poses/--ctf name another file (.star, .cs or a
@@ -132,25 +135,6 @@ def check_outputs(*, inputs=(), files=(), folders=()) -> None:
                              fix="choose another output name")
         _refuse_inputs(out, sources, "the output would replace the input",
                        "write to a new file name; inputs are never overwritten")
-
-
-def add_positional_epoch(parser: argparse.ArgumentParser) -> None:
-    """An optional EPOCH after RUN, as cryoDRGN writes it (``cryodrgn analyze RUN N``).
-
-    Read it with :func:`chosen_epoch`.
-    """
-    parser.add_argument("epoch_given", nargs="?", type=int, default=None, metavar="EPOCH",
-                        help="epoch, written as for cryoDRGN (RUN N); the same as --epoch N")
-
-
-def chosen_epoch(args: argparse.Namespace) -> int | None:
-    """The epoch of ``--epoch`` or of the positional EPOCH (:func:`add_positional_epoch`); None when neither."""
-    from cryoscape.errors import InputError
-
-    given = getattr(args, "epoch_given", None)
-    if given is not None and args.epoch is not None and given != args.epoch:
-        raise InputError(f"two epochs given: EPOCH {given} and --epoch {args.epoch}", fix="give one of them")
-    return args.epoch if args.epoch is not None else given
 
 
 def positive_int(text: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from cryoscape.cli.common import PARTICLE_OPTIONS_HELP, add_particle_arguments
 
@@ -32,7 +31,7 @@ examples:
   cryoscape downsample J42_particles.cs --datadir /data/J42 -D 64 -o p64.mrcs --chunk 2000
   cryoscape downsample map.mrc -D 64 -o map.64.mrc
 
-Differences from cryoDRGN: --chunk is the number of images held in memory (cryoDRGN's -b); cryoDRGN's --chunk
+Differences from cryoDRGN: --chunk (or -b, as in cryoDRGN) is the number of images held in memory; cryoDRGN's --chunk
 (split the output into several stacks) has no equivalent: one .mrcs is written. --max-threads is ignored.
 """
 
@@ -44,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, help="output file: a stack (.mrcs) or, for a map, a .mrc")
     parser.add_argument("--out-star", help="output star (default: the output stack's name with .star)")
     parser.add_argument("--chunk", "-b", "--batch-size", dest="chunk", type=int, default=1000,
-                        help="images per chunk in memory (default 1000)")
+                        help="images per batch held in memory (default 1000; -b as in cryoDRGN downsample)")
     parser.add_argument("--upsample", action="store_true",
                         help="allow -D larger than the input box (Fourier padding)")
     kind = parser.add_mutually_exclusive_group()
@@ -55,74 +54,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-threads", type=int, default=None, help=argparse.SUPPRESS)
 
 
-def _is_map(args: argparse.Namespace) -> bool:
-    from cryoscape.io.mrc_kind import is_volume
-
-    path = Path(args.particles)
-    if path.suffix.lower() not in {".mrc", ".map", ".mrcs"} or not path.is_file():
-        return bool(args.is_vol)
-    return bool(args.is_vol) if args.is_vol is not None else is_volume(path)
-
-
-def _check_output(out: Path, suffixes: set[str], example: str) -> None:
-    from cryoscape.errors import InputError
-
-    if out.is_dir() or str(out).endswith(("/", "\\")):
-        raise InputError("downsample writes one file: -o names the file, not a folder", path=out,
-                         fix=f"give e.g. -o {out / example}")
-    if out.suffix.lower() not in suffixes:
-        raise InputError(f"output must be {' or '.join(sorted(suffixes))}, got '{out.suffix}'", path=out,
-                         fix=f"name it e.g. {example}")
-
-
-def _run_map(args: argparse.Namespace) -> int:
-    from cryoscape.data.downsample import resample_map_file
-    from cryoscape.errors import InputError
-
-    out = Path(args.out)
-    _check_output(out, {".mrc", ".map"}, "map.64.mrc")
-    from cryoscape.cli.common import check_outputs
-    check_outputs(inputs=[args.particles], files=[out])  # never replace an input
-    if any(getattr(args, name) is not None for name in ("poses", "ctf", "ind")):
-        raise InputError("--poses/--ctf/--ind apply to particle stacks, not to a map", path=args.particles)
-    old_box, old_voxel, new_voxel = resample_map_file(args.particles, out, args.box_size, upsample=args.upsample)
-    before = f"{old_voxel:.4g}" if old_voxel else "unknown (1 assumed)"
-    print(f"wrote {out}: map {old_box}³ → {args.box_size}³ voxels, voxel size {before} → {new_voxel:.4g} Å")
-    return 0
-
-
 def run(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
     from cryoscape.cli.common import check_outputs, particle_inputs, particles_from_args
-    from cryoscape.data.downsample import check_new_box, resample_stack, write_resampled_star
+    from cryoscape.data import downsample as ds
     from cryoscape.errors import InputError
 
     if args.max_threads is not None:
         print("note: --max-threads is ignored (numpy decides its threads; set OMP_NUM_THREADS)", file=sys.stderr)
     if args.chunk < 1:
         raise InputError(f"--chunk must be at least 1, got {args.chunk}")
-    if _is_map(args):
-        return _run_map(args)
-    out = Path(args.out)
-    _check_output(out, {".mrcs", ".mrc"}, "particles.64.mrcs")
+    if ds.is_map_input(args.particles, args.is_vol):
+        out = ds.check_output_name(args.out, {".mrc", ".map"}, "map.64.mrc")
+        check_outputs(inputs=[args.particles], files=[out])  # never replace an input
+        if any(getattr(args, name) is not None for name in ("poses", "ctf", "ind")):
+            raise InputError("--poses/--ctf/--ind apply to particle stacks, not to a map", path=args.particles)
+        old_box, old_voxel, new_voxel = ds.resample_map_file(args.particles, out, args.box_size,
+                                                             upsample=args.upsample)
+        before = f"{old_voxel:.4g}" if old_voxel else "unknown (1 assumed)"
+        print(f"wrote {out}: map {old_box}³ → {args.box_size}³ voxels, voxel size {before} → {new_voxel:.4g} Å")
+        return 0
+    out = ds.check_output_name(args.out, {".mrcs", ".mrc"}, "particles.64.mrcs")
     particles = particles_from_args(args)
-    old_box = particles.box_size
-    check_new_box(old_box, args.box_size, upsample=args.upsample, chunk_size=min(args.chunk, len(particles)),
-                  path=args.particles)
+    ds.check_new_box(particles.box_size, args.box_size, upsample=args.upsample,
+                     chunk_size=min(args.chunk, len(particles)), path=args.particles)
     star_in = Path(args.particles).suffix.lower() == ".star"
     star_out = (Path(args.out_star) if args.out_star else out.with_suffix(".star")) if star_in else None
     check_outputs(inputs=particle_inputs(args, particles), files=[out, star_out])  # never replace an input
-    existed = out.exists()
-    resample_stack(particles, args.box_size, out, chunk_size=args.chunk)
-    try:
-        if star_out is not None:
-            write_resampled_star(args.particles, star_out, out, particles.indices, old_box, args.box_size)
-    except BaseException:
-        if not existed:
-            out.unlink(missing_ok=True)  # no stack without its star
-        raise
-    print(f"wrote {out}: {len(particles)} images, {old_box} → {args.box_size} px")
-    if star_out is not None:
-        print(f"wrote {star_out} ({len(particles)} particles)")
+    written = ds.resample_particles(particles, args.particles, args.box_size, out, star_out, chunk_size=args.chunk)
+    print(f"wrote {out}: {len(particles)} images, {particles.box_size} → {args.box_size} px")
+    if len(written) > 1:
+        print(f"wrote {written[1]} ({len(particles)} particles)")
     return 0

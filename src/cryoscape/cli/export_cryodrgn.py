@@ -8,7 +8,6 @@ Also answers to cryoDRGN's ``parse_pose_star``, ``parse_ctf_star``, ``parse_pose
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from cryoscape.cli.common import PARTICLE_OPTIONS_HELP, add_particle_arguments
 
@@ -41,8 +40,6 @@ examples:
   cryoscape parse_pose_star relion30.star -D 300 -o pose.pkl               # the cryoDRGN command line
 """
 
-#: Which records each command name writes.
-_WRITES = {"pose": ("poses",), "ctf": ("ctf",)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,129 +60,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--png", default=None, help=argparse.SUPPRESS)
 
 
-def _what_to_write(command: str | None) -> tuple[bool, bool]:
-    """(poses, ctf) written under the command name used."""
-    name = (command or NAME).replace("-", "_")
-    if name.startswith("parse_pose"):
-        return True, False
-    if name.startswith("parse_ctf"):
-        return False, True
-    return True, True
-
-
-def output_paths(out: str, prefix: str, command: str | None, poses: bool, ctf: bool, ind: bool
-                 ) -> tuple[Path, dict[str, Path]]:
-    """The output folder and ``{"pose"/"ctf"/"ind": path}`` for ``-o out`` (a folder; or a .pkl under parse_*)."""
-    from cryoscape.errors import InputError
-
-    target = Path(out)
-    single = (command or NAME).startswith("parse_")
-    if target.suffix.lower() == ".pkl":
-        if not single:
-            raise InputError("export-cryodrgn writes pose.pkl and ctf.pkl into a folder: -o names the folder",
-                             path=target, fix=f"give -o {target.with_suffix('')}/ (or use parse_pose_star/"
-                             "parse_ctf_star to write one .pkl)")
-        if ind:
-            raise InputError("with --ind, ind.pkl is written too: -o must be a folder", path=target,
-                             fix=f"give -o {target.parent}/")
-        kind = "pose" if poses else "ctf"
-        return target.parent, {kind: target}
-    paths = {}
-    if poses:
-        paths["pose"] = target / f"{prefix}pose.pkl"
-    if ctf:
-        paths["ctf"] = target / f"{prefix}ctf.pkl"
-    if ind:
-        paths["ind"] = target / f"{prefix}ind.pkl"
-    return target, paths
-
-
-def _override_ctf(ctf, args: argparse.Namespace):
-    import dataclasses
-
-    import numpy as np
-
-    changes = {}
-    for option, name in (("kv", "voltage_kv"), ("cs", "cs_mm"), ("ps", "phase_shift_deg")):
-        value = getattr(args, option)
-        if value is not None:
-            changes[name] = np.full(len(ctf), float(value))
-    return dataclasses.replace(ctf, **changes) if changes else ctf
-
-
-def write_all(paths: dict[str, Path], records: dict[str, object]) -> None:
-    """Write every record, or nothing: all files go to a temporary folder first and are moved at the end."""
-    import os
-    import shutil
-    import tempfile
-
-    from cryoscape.io.legacy import write_ctf_pickle, write_index, write_pose_pickle
-
-    writers = {"pose": write_pose_pickle, "ctf": write_ctf_pickle, "ind": write_index}
-    folders = sorted({p.parent for p in paths.values()})
-    created = [f for f in folders if not f.exists()]
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-cryodrgn.", dir=folders[0]))
-    try:
-        staged = {}
-        for kind in paths:
-            staged[kind] = writers[kind](staging / f"{kind}.pkl", records[kind])
-        for kind, path in paths.items():
-            os.replace(staged[kind], path)
-    except BaseException:
-        for folder in created:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from cryoscape.data.particle_metadata import load_particle_metadata
-    from cryoscape.data.particles import load_index
-    from cryoscape.errors import InputError
+    from cryoscape.cli.common import check_outputs, particle_inputs
+    from cryoscape.data.cryodrgn_export import cryodrgn_records, export_paths, records_wanted, write_records
 
-    command = getattr(args, "command", None)
-    want_poses, want_ctf = _what_to_write(command)
+    command = getattr(args, "command", None) or NAME
+    want_poses, want_ctf = records_wanted(command)
     if args.png is not None:
         print("note: --png is ignored (cryoscape does not plot the CTF here)", file=sys.stderr)
-    meta = load_particle_metadata(args.particles, poses=args.poses if want_poses else None,
-                                  ctf=args.ctf if want_ctf else None, datadir=args.datadir,
-                                  amplitude_contrast=args.amplitude_contrast, box_size=args.box_size,
-                                  pixel_size_angstrom=args.apix,
-                                  allow_overfocus=getattr(args, "allow_overfocus", False))
-    poses = meta.poses if want_poses else None
-    ctf = meta.ctf if want_ctf else None
-    if meta.box_size is None and ((want_poses and poses is None) or (want_ctf and ctf is None)):
-        raise InputError("the box size is unknown (a RELION 3.0 star does not store it and the images were not "
-                         "found)", path=args.particles, fix="pass -D <box in pixels>")
-    if want_poses and poses is None:
-        raise InputError(f"no poses: {meta.notes.get('poses', 'none found')}", path=args.particles,
-                         fix="give --poses with a .star, .cs or cryoDRGN pose .pkl")
-    if want_ctf and ctf is None:
-        raise InputError(f"no CTF parameters: {meta.notes.get('CTF', 'none found')}", path=args.particles,
-                         fix="give --ctf, or --apix / -w when a value is missing")
-    if args.box_size is not None:
-        if poses is not None and poses.box_size != args.box_size:
-            poses = poses.rescaled(args.box_size)
-        if ctf is not None and ctf.box_size != args.box_size:
-            ctf = ctf.rescaled(args.box_size)
-    if ctf is not None:
-        ctf = _override_ctf(ctf, args)
-    index = None if args.ind is None else load_index(args.ind, meta.n_source)
-    _, paths = output_paths(args.out, args.prefix, command, poses is not None, ctf is not None,
-                            index is not None)
-    if not meta.has_images:
-        print(f"note: images not found ({meta.images_problem}): exported from the metadata alone",
+    records = cryodrgn_records(args.particles, poses_wanted=want_poses, ctf_wanted=want_ctf, poses=args.poses,
+                               ctf=args.ctf, ind=args.ind, datadir=args.datadir,
+                               amplitude_contrast=args.amplitude_contrast, box_size=args.box_size,
+                               pixel_size_angstrom=args.apix, allow_overfocus=getattr(args, "allow_overfocus", False),
+                               voltage_kv=args.kv, cs_mm=args.cs, phase_shift_deg=args.ps)
+    paths = export_paths(args.out, args.prefix, records, single_file_ok=command.startswith("parse_"))
+    if records.images_problem is not None:
+        print(f"note: images not found ({records.images_problem}): exported from the metadata alone",
               file=sys.stderr)
-    from cryoscape.cli.common import check_outputs, particle_inputs
     check_outputs(inputs=particle_inputs(args), files=paths.values())  # never replace an input
-    write_all(paths, {"pose": poses, "ctf": ctf, "ind": index})
-    n = meta.n_source
+    write_records(paths, records)
     for kind, path in paths.items():
-        count = f"{len(index)} of {n} particles" if kind == "ind" else f"{n} particles"
-        print(f"wrote {path} ({count})")
+        count = f"{len(records.index)} of {records.n_source}" if kind == "ind" else f"{records.n_source}"
+        print(f"wrote {path} ({count} particles)")
     return 0

@@ -43,84 +43,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG", help="cryoDRGN config.yaml (or config.pkl)")
     parser.add_argument("weights", metavar="WEIGHTS", help="cryoDRGN checkpoint weights.N.pkl")
     parser.add_argument("-o", "--outdir", required=True, help="run folder to create")
-    parser.add_argument(
-        "--apix",
-        "--Apix",
-        dest="apix",
-        type=float,
-        default=None,
-        help="pixel size of the training images in Å (default: from the run's CTF pickle, if found)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace a run already in the output folder (default: refuse)"
-    )
-    parser.add_argument(
-        "--epoch",
-        type=int,
-        default=None,
-        help="epoch number to give the checkpoint (default: the epochs it was trained for, see above)",
-    )
+    parser.add_argument("--apix", "--Apix", dest="apix", type=float, default=None,
+                        help="pixel size of the training images in Å (default: from the run's CTF pickle, if found)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a run already in the output folder (default: refuse)")
+    parser.add_argument("--epoch", type=int, default=None,
+                        help="epoch number to give the checkpoint (default: the epochs it was trained for, see above)")
 
 
 def run(args: argparse.Namespace) -> int:
     from cryoscape.cli.common import check_outputs
-    from cryoscape.cryodrgn_run import (
-        cryodrgn_train_config,
-        epochs_completed,
-        pixel_size_from_config,
-        read_cryodrgn_config,
-        read_cryodrgn_weights,
-    )
-    from cryoscape.errors import InputError
-    from cryoscape.models.cryodrgn_compat import import_cryodrgn
-    from cryoscape.runs import RunDir
-    from cryoscape.training.config import to_dict
-    from cryoscape.training.provenance import ProvenanceLog
+    from cryoscape.cryodrgn_run import import_cryodrgn_run
 
     check_outputs(inputs=[args.config, args.weights], folders=[args.outdir],
                   files=[Path(args.outdir) / "config.yaml"])  # never replace an input
-    if args.epoch is not None and args.epoch < 1:
-        raise InputError(f"--epoch must be at least 1, got {args.epoch}", fix="epochs are counted from 1")
-    if args.apix is not None and not args.apix > 0:
-        raise InputError(f"--apix must be positive, got {args.apix}")
-    run_dir = RunDir(args.outdir)
-    if run_dir.holds_run() and not args.overwrite:
-        raise InputError("the folder already holds a run", path=run_dir.path,
-                         fix="give another -o, or --overwrite to replace it")
-    cfg = read_cryodrgn_config(args.config)
-    state = read_cryodrgn_weights(args.weights)
-    imported = import_cryodrgn(cfg, state, source=str(args.weights), config_source=str(args.config))
-    apix = args.apix
-    if apix is None:
-        apix = pixel_size_from_config(cfg, args.config, imported.box_size)
-        if apix is None:
-            ctf = (cfg.get("dataset_args") or {}).get("ctf")
-            why = f"its CTF pickle {ctf} was not found" if ctf else "the run has no CTF file"
-            raise InputError(
-                f"the pixel size is unknown (cryoDRGN's config does not store it and {why})",
-                path=args.config,
-                fix="give --apix (Å per pixel of the training images)",
-            )
-        print(f"pixel size {apix:.4g} Å from the run's CTF file")
-    config = cryodrgn_train_config(cfg, imported, Path(args.config).parent, apix)
-    epoch = int(args.epoch) if args.epoch is not None else epochs_completed(cfg, state, args.weights)
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    with run_dir.lock():
-        if args.overwrite:
-            run_dir.remove_run_files()
-        run_dir.save_config(config)
-        run_dir.save_checkpoint(
-            epoch,
-            {
-                "model": imported.model.state_dict(),
-                "config": to_dict(config),
-                "imported_from": str(Path(args.weights).resolve()),
-            },
-        )
-        record = ProvenanceLog(run_dir, options={"config": str(Path(args.config).resolve()),
-                                                 "weights": str(Path(args.weights).resolve()),
-                                                 "epoch": epoch, "apix": apix}, start_epoch=epoch)
-        record.finish("imported from cryoDRGN")
-    kind = f"VAE (zdim {imported.config.zdim})" if imported.config.zdim else "homogeneous model"
-    print(f"imported a cryoDRGN {kind}, box {imported.box_size}, as {run_dir.weights_path(epoch)}")
+    result = import_cryodrgn_run(args.config, args.weights, args.outdir, apix=args.apix, epoch=args.epoch,
+                                 overwrite=args.overwrite)
+    if result.pixel_size_from_ctf:
+        print(f"pixel size {result.pixel_size_angstrom:.4g} Å from the run's CTF file")
+    kind = f"VAE (zdim {result.zdim})" if result.zdim else "homogeneous model"
+    print(f"imported a cryoDRGN {kind}, box {result.box_size}, as {result.weights_path}")
     return 0

@@ -16,18 +16,15 @@ lines; see :mod:`cryoscape.progress`). ``--o`` is accepted for ``-o`` (cryoDRGN 
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
-import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from cryoscape import __version__
+from cryoscape.cli._parser import CommandParser, configure_output, rewrite_spellings
+from cryoscape.cli._parser import command_modules as _command_modules
 from cryoscape.cli._process import configure_process
 from cryoscape.errors import CryoscapeError
-
-_NOT_COMMANDS = {"main", "common"}
 
 #: cryoDRGN verbs for commands whose module does not list them in ``ALIASES`` (applied if the command exists).
 EXTRA_ALIASES = {
@@ -36,19 +33,6 @@ EXTRA_ALIASES = {
 
 #: Option spellings rewritten before parsing: cryoDRGN's ``--o`` (an abbreviation of its ``--outdir``).
 _OPTION_SPELLINGS = {"--o": "-o"}
-
-
-def _command_modules() -> list[ModuleType]:
-    import cryoscape.cli as package
-
-    modules = []
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name in _NOT_COMMANDS or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"cryoscape.cli.{info.name}")
-        if hasattr(module, "NAME") and hasattr(module, "run"):
-            modules.append(module)
-    return modules
 
 
 def command_aliases(module: ModuleType) -> list[str]:
@@ -67,41 +51,6 @@ def command_aliases(module: ModuleType) -> list[str]:
     return unique
 
 
-class _CommandParser(argparse.ArgumentParser):
-    """A sub-command parser whose options are added on first use (parsing or help)."""
-
-    def __init__(self, *args, command_module: ModuleType | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._command_module = command_module
-        self._loaded = command_module is None
-
-    def load(self) -> _CommandParser:
-        """Add the command's options (once)."""
-        if self._loaded:
-            return self
-        self._loaded = True
-        module = self._command_module
-        self.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-        module.add_arguments(self)
-        if "--no-progress" not in self._option_string_actions:
-            self.add_argument("--no-progress", dest="no_progress", action="store_true",
-                              help="no progress bars or progress lines (also: environment CRYOSCAPE_NO_PROGRESS=1)")
-        self.set_defaults(_run=module.run)
-        return self
-
-    def parse_known_args(self, args=None, namespace=None):
-        self.load()
-        return super().parse_known_args(args, namespace)
-
-    def format_help(self) -> str:
-        self.load()
-        return super().format_help()
-
-    def format_usage(self) -> str:
-        self.load()
-        return super().format_usage()
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every sub-command registered (options are added when a command is used)."""
     parser = argparse.ArgumentParser(
@@ -111,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "its cryoDRGN spelling with underscores (train_vae, eval_vol, ...); every command takes --no-progress.",
     )
     parser.add_argument("--version", action="version", version=f"cryoscape {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     taken: set[str] = set()
     modules = sorted(_command_modules(), key=lambda m: m.NAME)
     taken.update(m.NAME for m in modules)
@@ -129,42 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rewrite_spellings(argv: list[str]) -> list[str]:
-    out = []
-    for token in argv:
-        if token == "--":
-            out.extend(argv[len(out):])
-            break
-        name, sep, value = token.partition("=")
-        if name in _OPTION_SPELLINGS:
-            token = _OPTION_SPELLINGS[name] + (sep + value if sep else "")
-        out.append(token)
-    return out
-
-
-def _configure_output(args: argparse.Namespace) -> None:
-    """Logging and progress for this process: quiet on torchrun ranks > 0, ``--no-progress`` honoured."""
-    from cryoscape import progress
-
-    secondary = progress.is_secondary_rank()
-    level = logging.WARNING if secondary else (logging.DEBUG if args.debug else logging.INFO)
-    logging.basicConfig(level=level, format="%(message)s")
-    if secondary:
-        logging.getLogger("cryoscape").setLevel(logging.WARNING)
-    if getattr(args, "no_progress", False):
-        progress.set_enabled(False)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cryoscape`` console script; returns the exit status."""
     configure_process()  # before anything imports torch (a command's options may)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(_rewrite_spellings(argv))
+    args = parser.parse_args(rewrite_spellings(argv, _OPTION_SPELLINGS))
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 1
-    _configure_output(args)
+    configure_output(args)
     try:
         return int(args._run(args) or 0)
     except CryoscapeError as exc:

@@ -23,8 +23,7 @@ import typing
 from typing import Any
 
 from cryoscape.configio import option_spec
-
-DEVICES = ("auto", "cpu", "cuda")
+from cryoscape.training.config import DEVICES
 
 
 def _scalar_type(tp: Any) -> Any:
@@ -37,45 +36,81 @@ def _scalar_type(tp: Any) -> Any:
     return tp if tp in (int, float, str) else str
 
 
+def _is_bool(tp: Any) -> bool:
+    """True for ``bool`` and ``bool | None``."""
+    if tp is bool or tp == "bool":
+        return True
+    args = typing.get_args(tp)
+    return bool(args) and set(args) == {bool, type(None)}
+
+
+def _add_bool(parser: Any, flags: list[str], spec: Any, name: str, default: Any, field_default: Any) -> None:
+    """A bool option: ``--x`` (store true); with ``spec.negative`` also the negative flag, or only the negative
+    flag when the field defaults to True; ``--no-x`` as the negative gives argparse's ``--x/--no-x`` pair."""
+    canonical = next(f for f in flags if f.startswith("--"))
+    if spec.negative == "--no-" + canonical[2:]:
+        parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=default,
+                            help=spec.help)
+        return
+    if spec.negative and field_default is True:
+        parser.add_argument(spec.negative, *spec.flags, dest=name, action="store_false", default=default,
+                            help=spec.help)
+        return
+    parser.add_argument(*flags, dest=name, action="store_true", default=default, help=spec.help)
+    if spec.negative:
+        parser.add_argument(spec.negative, dest=name, action="store_false", default=default,
+                            help=f"the opposite of {canonical}" + (" (the default)" if field_default is False else ""))
+
+
 def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, only: tuple[str, ...] | None = None,
-                       exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> list[str]:
+                       exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None,
+                       unset_default: bool = False) -> list[str]:
     """Add an option for every field of ``cls`` declared with :func:`~cryoscape.configio.option`.
 
     Parameters
     ----------
     parser : argparse parser or argument group
     cls : dataclass type
-    only, exclude : field names to keep / leave out
+    only, exclude : field names to keep (added in the order of ``only``) / leave out
     defaults : field → default shown and used instead of the field's (e.g. a per-command default)
+    unset_default : bool
+        Every option defaults to None (= not given) while the help shows the real default; lets a command tell
+        an option given on the command line from a default (e.g. to change only those of a resumed run).
 
     Returns
     -------
     The field names added (pass them to :func:`config_from_args`).
     """
     hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(only) if only is not None else list(fields)
     added = []
-    for field in dataclasses.fields(cls):
+    for name in names:
+        field = fields[name]
         spec = option_spec(field)
-        if spec is None or field.name in exclude or (only is not None and field.name not in only):
+        if spec is None or name in exclude:
             continue
-        flag = "--" + field.name.replace("_", "-")
-        default = (defaults or {}).get(field.name, field.default)
-        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
-            default = field.default_factory()
-        tp = hints.get(field.name, str)
-        if tp is bool or tp == "bool":
-            if spec.negative:
-                parser.add_argument(spec.negative, *spec.flags, dest=field.name, action="store_false",
-                                    help=spec.help)
-            else:
-                parser.add_argument(*spec.flags, flag, dest=field.name, action="store_true", help=spec.help)
+        short = [f for f in spec.flags if not f.startswith("--")]
+        flags = [*short, "--" + name.replace("_", "-"), *(f for f in spec.flags if f.startswith("--"))]
+        field_default = field.default
+        if field_default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            field_default = field.default_factory()
+        shown = (defaults or {}).get(name, field_default)
+        default = None if unset_default else shown
+        help_text = spec.help.replace("%(default)s", str(shown)) if unset_default else spec.help
+        spec = dataclasses.replace(spec, help=help_text)
+        tp = hints.get(name, str)
+        if _is_bool(tp):
+            _add_bool(parser, flags, spec, name, default, field_default)
         elif typing.get_origin(tp) is tuple:
-            parser.add_argument(*spec.flags, flag, dest=field.name, nargs="+", default=default,
+            items = typing.get_args(tp)
+            nargs = "+" if not items or items[-1] is Ellipsis else len(items)
+            parser.add_argument(*flags, dest=name, nargs=nargs, default=default,
                                 type=_scalar_type(typing.get_args(tp)[0]), metavar=spec.metavar, help=spec.help)
         else:
-            parser.add_argument(*spec.flags, flag, dest=field.name, default=default, type=_scalar_type(tp),
+            parser.add_argument(*flags, dest=name, default=default, type=_scalar_type(tp),
                                 choices=spec.choices, metavar=spec.metavar, help=spec.help)
-        added.append(field.name)
+        added.append(name)
     return added
 
 
@@ -98,9 +133,15 @@ def add_run(parser: argparse.ArgumentParser, *, help: str | None = None, positio
     parser.add_argument("run", metavar="RUN", help=help or "run folder (or one of its weights.N.pt), or a cryoDRGN "
                         "run folder as it is")
     if positional_epoch:
-        parser.add_argument("epoch_given", nargs="?", type=int, default=None, metavar="EPOCH",
-                            help="epoch, written as for cryoDRGN (RUN N); the same as --epoch N")
+        add_positional_epoch(parser)
     parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default: the latest)")
+
+
+def add_positional_epoch(parser: argparse.ArgumentParser) -> None:
+    """An optional EPOCH after RUN, as cryoDRGN writes it (``cryodrgn analyze RUN N``); read with
+    :func:`chosen_epoch`. (:func:`add_run` adds it; for a command whose RUN is declared otherwise.)"""
+    parser.add_argument("epoch_given", nargs="?", type=int, default=None, metavar="EPOCH",
+                        help="epoch, written as for cryoDRGN (RUN N); the same as --epoch N")
 
 
 def chosen_epoch(args: argparse.Namespace) -> int | None:

@@ -241,3 +241,44 @@ def write_resampled_star(star_in: str | os.PathLike, star_out: str | os.PathLike
             table["rlnImagePixelSize"] = table["rlnImagePixelSize"].astype(float) / factor
     write_star(star_out, table, optics)
     return Path(star_out)
+
+
+def check_output_name(out: str | os.PathLike, suffixes: set[str], example: str) -> Path:
+    """``out`` as a Path, refused when it is a folder or lacks one of ``suffixes`` (``example`` shows a good name)."""
+    out_path = Path(out)
+    if out_path.is_dir() or str(out).endswith(("/", "\\")):
+        raise InputError("downsample writes one file: -o names the file, not a folder", path=out_path,
+                         fix=f"give e.g. -o {out_path / example}")
+    if out_path.suffix.lower() not in suffixes:
+        raise InputError(f"output must be {' or '.join(sorted(suffixes))}, got '{out_path.suffix}'", path=out_path,
+                         fix=f"name it e.g. {example}")
+    return out_path
+
+
+def is_map_input(path: str | os.PathLike, is_vol: bool | None) -> bool:
+    """Whether ``path`` is downsampled as a map: ``is_vol`` when given (or when ``path`` is not an MRC file),
+    else decided from the file's name and header (:func:`cryoscape.io.mrc_kind.is_volume`)."""
+    from cryoscape.io.mrc_kind import is_volume
+
+    p = Path(path)
+    if p.suffix.lower() not in {".mrc", ".map", ".mrcs"} or not p.is_file():
+        return bool(is_vol)
+    return bool(is_vol) if is_vol is not None else is_volume(p)
+
+
+def resample_particles(particles: ParticleSet, source: str | os.PathLike, box_size: int, out: str | os.PathLike,
+                       star_out: str | os.PathLike | None, chunk_size: int = 1000) -> list[Path]:
+    """Write ``particles`` resampled to ``box_size`` into the stack ``out`` and, when ``star_out`` is given (the
+    source is a .star), a star of the same rows pointing to it; no stack is left without its star on failure.
+    Returns the paths written."""
+    out = Path(out)
+    existed = out.exists()
+    resample_stack(particles, box_size, out, chunk_size=chunk_size)
+    try:
+        if star_out is not None:
+            write_resampled_star(source, star_out, out, particles.indices, particles.box_size, box_size)
+    except BaseException:
+        if not existed:
+            out.unlink(missing_ok=True)  # no stack without its star
+        raise
+    return [out] if star_out is None else [out, Path(star_out)]

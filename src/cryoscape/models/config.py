@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryoscape.configio import dataclass_from_mapping
+from cryoscape.configio import check_choice, check_range, dataclass_from_mapping, option
 from cryoscape.errors import InputError
 
 #: Positional encodings of the decoder's input coordinates (see :mod:`cryoscape.models.positional`).
@@ -50,9 +50,9 @@ class ModelConfig:
         for ``hartley_full``.
     pe_type : str
         Positional encoding, one of :data:`PE_TYPES`. Default ``"gaussian"``: random Fourier features with
-        standard deviation ``feat_sigma``, the default of cryoDRGN's train_vae (so our defaults learn at least
-        as well); unlike the axis-aligned geometric encodings its frequencies point in all directions, so the
-        decoder is not biased toward the lattice axes. ``"geom_ft"`` is the paper's geometric encoding
+        standard deviation ``feat_sigma``, the default of cryoDRGN's train_vae; unlike the axis-aligned
+        geometric encodings its frequencies point in all directions, so the decoder is not biased toward the
+        lattice axes. ``"geom_ft"`` is the paper's geometric encoding
         (wavelengths from 1 to Nyquist along x, y and z), ``"geom_lowf"`` the same with every wavelength 2π
         times longer, ``"none"`` the raw coordinates.
     pe_dim : int or None
@@ -89,55 +89,57 @@ class ModelConfig:
         pre-activation of about zdim/(zdim + F/2). ``"separate"``: ``nn.Linear``'s own bound per part,
         U(±1/√zdim) for W_z, so z starts with about two thirds of it. ``"auto"`` (default) is ``"joint"``
         for ``hartley_full`` and for pair decoders (``hartley``, ``fourier``) with zdim ≥ 2, else
-        ``"separate"`` (at zdim 0 the two draw from the same distribution).
-        The joint init is what lets the pair decoder's per-image FSC at equal epochs match cryoDRGN's
-        ``fourier`` decoder; at zdim 1 (KL weight 1/zdim = 1) it let a small two-state latent go unused, which
-        the separate init does not (figures: README, ``benchmarks/results/vs_cryodrgn_fsc_gap_study.json``).
+        ``"separate"`` (at zdim 0 the two draw from the same distribution; why: docs/decisions.md).
         Configs written before this field load the init they were trained with: ``"separate"`` for pair
         decoders, ``"joint"`` for ``hartley_full``.
     """
 
-    zdim: int = 8
-    enc_dim: int = 256
-    enc_layers: int = 3
-    dec_dim: int = 256
-    dec_layers: int = 3
-    pe_type: str = "gaussian"
-    pe_dim: int | None = None
-    feat_sigma: float = 0.5
-    domain: str = "hartley"
-    activation: str = "relu"
-    encoder_input: str = "hartley"
-    enc_mask_radius_px: float | None = None
-    seam_band_px: float = 1.0
-    first_layer_init: str = "auto"
+    zdim: int = option(8, help="latent dimension (default %(default)s)")
+    enc_dim: int = option(256, help="encoder width (default %(default)s)")
+    enc_layers: int = option(3, help="encoder hidden layers (default %(default)s)")
+    dec_dim: int = option(256, flags=("--dim",), help="decoder width (default %(default)s)")
+    dec_layers: int = option(3, flags=("--layers",), help="decoder hidden layers (default %(default)s)")
+    pe_type: str = option("gaussian", choices=PE_TYPES, help="positional encoding (default %(default)s)")
+    pe_dim: int | None = option(None, help="frequencies of the positional encoding (default D/2)")
+    feat_sigma: float = option(0.5, help="scale of the gaussian positional encoding (default %(default)s)")
+    domain: str = option(
+        "hartley", choices=DOMAINS,
+        help="decoder output: hartley = pair (H(k), H(-k)) per evaluation on half the frequencies, fastest per "
+             "image; hartley_full = cryoDRGN's Hartley decoder (one value, evaluated at k and -k: 2x the cost per "
+             "image); fourier = (Re, Im) on half the frequencies, cryoDRGN's Fourier decoder (default %(default)s)")
+    activation: str = option("relu", choices=ACTIVATIONS, help="activation (default %(default)s)")
+    encoder_input: str = option("hartley", choices=ENCODER_INPUTS,
+                                help="encoder sees the CTF-sign-flipped Hartley image or the real image (default "
+                                     "%(default)s)")
+    enc_mask_radius_px: float | None = option(None, flags=("--enc-mask",),
+                                              help="radius of the encoder's input disc (default D/2 - 1)")
+    seam_band_px: float = option(
+        1.0, help="hartley/fourier: blend the two half-spaces linearly within this many frequency pixels of the "
+                  "kz = 0 plane, so the map's transform has no jump there; 0 = cryoDRGN's hard switch (default "
+                  "%(default)s)")
+    first_layer_init: str = option(
+        "auto", choices=FIRST_LAYER_INITS,
+        help="initial weights of the decoder's first layer: joint = one Linear over [encoded k, z] as cryoDRGN (a "
+             "small initial z projection); separate = each part with its own fan-in (a large one); auto = joint, "
+             "except separate for a hartley/fourier decoder with zdim 1 (default %(default)s)")
 
     def __post_init__(self) -> None:
-        choices = {"pe_type": PE_TYPES, "domain": DOMAINS, "activation": ACTIVATIONS,
-                   "encoder_input": ENCODER_INPUTS, "first_layer_init": FIRST_LAYER_INITS}
-        for name, allowed in choices.items():
+        check_choice(self.pe_type, PE_TYPES, "pe_type")
+        check_choice(self.domain, DOMAINS, "domain")
+        check_choice(self.activation, ACTIVATIONS, "activation")
+        check_choice(self.encoder_input, ENCODER_INPUTS, "encoder_input")
+        check_choice(self.first_layer_init, FIRST_LAYER_INITS, "first_layer_init")
+        for name, low in (("zdim", 0), ("enc_layers", 0), ("dec_layers", 0), ("enc_dim", 1), ("dec_dim", 1),
+                          ("pe_dim", 1)):
             value = getattr(self, name)
-            if value not in allowed:
-                raise InputError(f"model setting {name}={value!r} is not supported",
-                                 fix=f"use one of {', '.join(allowed)}")
-        for name in ("zdim", "enc_layers", "dec_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InputError(f"model setting {name}={value!r} must be a non-negative integer")
-        for name in ("enc_dim", "dec_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"model setting {name}={value!r} must be a positive integer")
-        if self.pe_dim is not None and (not isinstance(self.pe_dim, int) or self.pe_dim < 1):
-            raise InputError(f"model setting pe_dim={self.pe_dim!r} must be a positive integer or null")
-        if not self.feat_sigma > 0:
-            raise InputError(f"model setting feat_sigma={self.feat_sigma!r} must be positive")
-        if isinstance(self.seam_band_px, bool) or not isinstance(self.seam_band_px, (int, float)) \
-                or not self.seam_band_px >= 0:
-            raise InputError(f"model setting seam_band_px={self.seam_band_px!r} must be a number >= 0")
-        if self.enc_mask_radius_px is not None and not self.enc_mask_radius_px > 0:
-            raise InputError(f"model setting enc_mask_radius_px={self.enc_mask_radius_px!r} must be positive "
-                             "or null")
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise InputError(f"{name} must be an integer, got {value!r}", fix=f"give {name} an integer")
+            check_range(value, name, minimum=low)
+        for name, value in (("feat_sigma", self.feat_sigma), ("enc_mask_radius_px", self.enc_mask_radius_px)):
+            check_range(value, name, minimum=0, exclusive_minimum=True)
+        if isinstance(self.seam_band_px, bool) or not isinstance(self.seam_band_px, (int, float)):
+            raise InputError(f"seam_band_px must be a number, got {self.seam_band_px!r}")
+        check_range(self.seam_band_px, "seam_band_px", minimum=0)
 
     def resolved_pe_dim(self, box_size: int) -> int:
         """Number of frequencies per axis for this box: ``pe_dim`` or box_size // 2."""

@@ -19,56 +19,26 @@ For every particle image X with rotation R, shift t (pixels) and CTF C (RELION m
 
 The Fourier map is ``data / (weight + λ · mean(weight))`` (``λ = regularization``; the mean is over the
 voxels up to the Nyquist shell that received data), set to zero beyond the Nyquist shell
-(``round(|k|) > D/2``), inverse-transformed and cropped back to D³. No gridding correction by default
-(``gridding_correction``: dividing by the transform of the trilinear kernel, ``sinc(x/P) sinc(y/P) sinc(z/P)`` to
-the power 1 or 2, x in voxels from the centre). That division amplifies the box's edges and corners by up to (π/2)³
-≈ 3.9 at pad 1, where a map is solvent and noise; on noisy data it lowers the FSC against the truth below
-cryoDRGN's ``backproject_voxel`` (which has no such correction), while on noise-free data it gains a little
-(figures: ``benchmarks/backproject_accuracy.py`` → ``benchmarks/results/backproject_accuracy.json``).
+(``round(|k|) > D/2``), inverse-transformed and cropped back to D³. ``gridding_correction`` (off by default)
+divides by the transform of the trilinear kernel, ``sinc(x/P) sinc(y/P) sinc(z/P)`` to the power 1 or 2 (x in
+voxels from the centre), which amplifies the box's edges and corners by up to (π/2)³ at pad 1.
 
-Where the CTF is applied (``ctf_grid``), and why the old default lost resolution. The previous default zero-padded
-every image to 2D and multiplied the CTF on the 2D-point grid (``ctf_grid="padded"``, RELION's way). That is
-right only if the image is the *linear* convolution of the projection with the CTF's point-spread function,
-everything of which lies in the box. Images whose CTF was applied on the box's own Fourier grid (cryoscape's
-and cryoDRGN's simulators, ``ctf_field_factor = 1``) carry it as a *circular* convolution on the D-pixel box:
-their D-point DFT is exactly C(k_j)·P(k_j) at the D grid points, but the zero-padded DFT's in-between points are
-the sinc interpolation of that product, not C(k)·P(k), and dividing by C(k) there is wrong wherever C oscillates
-(large defocus, high frequency, astigmatism). Measured on noise-free data (box 64, 1.6 Å/px, defocus 0.5–3 µm,
-1000 images; ``benchmarks/backproject_accuracy.py``): FSC-AUC against the truth 0.943 with the old padded
-default, 0.985 unpadded, 0.996 with the CTF on the box and the samples inserted into a 2× grid. Particles
-extracted from micrographs are the other case (linear convolution, truncated by the box: the signal
-delocalised out of the box is lost to every method); there the padded grid does best noise-free (simulator
-``ctf_field_factor = 2``: 0.963 vs 0.945 vs 0.942). With noise (SNR 0.1, 3000 images) the unpadded grid wins:
-AUC 0.767 (FSC 0.5 at 4.07 Å) vs 0.746–0.750 (4.21–4.25 Å) for the 2× grid with box samples (λ 0.01 or 1) and
-0.679 (4.69 Å) padded. The default is therefore pad 1 with the CTF on the box grid, which is also cryoDRGN
-``backproject_voxel``'s scheme; ``pad_factor=2`` uses ``ctf_grid="box"`` unless ``"padded"`` is asked for.
-Against cryoDRGN 4.3.1 ``backproject_voxel`` on the same particles (box 64): AUC 0.985 vs 0.975 noise-free,
-0.767 vs 0.757 at SNR 0.1 (CTF on the box); 0.942 vs 0.939 noise-free, 0.634 vs 0.633 at SNR 0.1 (2× field).
-``"interpolated"`` (CTF-weighted image and C² on the box, then both Fourier-interpolated to the 2× grid) was
-measured too and is worse than ``"box"`` in both cases (AUC 0.987 and 0.914 noise-free).
+Where the CTF is applied (``ctf_grid``, with ``pad_factor`` 2): ``"box"`` (default) takes the image's FFT and
+the CTF on the D-point grid and inserts those samples into the padded grid, right for images whose CTF was
+applied on the box's own Fourier grid (a circular convolution, as the simulators make them); ``"padded"``
+zero-pads each image to P pixels and evaluates the CTF on the P-point grid (RELION's way), right for particles
+that are the linear convolution of the projection with the CTF's point-spread function (extracted from
+micrographs); ``"interpolated"`` takes the CTF-weighted image and C² on the box and Fourier-interpolates both to
+the padded grid.
 
-Against cryoDRGN's ``backproject_voxel`` (issue 9): step by step, cryoDRGN (4.3.1) differs from the previous
-default (trilinear, images as they are, map cut at ``|k| <= D/2``) in (a) a real-space window on every image
-(1 inside 0.85 of the box radius, linear to 0 at 0.99), (b) the radial kernel ``max(0, 1 - r)`` over the eight
-corners, (c) the Hartley transform on a (D+1)² lattice with the Nyquist row mirrored, a circular slice mask of
-radius D/2 and DC left out, (d) λ = 1 × the mean weight over the whole (D+1)³ cube (empty voxels counted as 1),
-about 0.5 × our mean. Measured one at a time on noise-free data (box 64, 1.2 Å/px, defocus 0.5–3 µm, 300 Å
-astigmatism, 1000 images, CTF on a 2× field; FSC-AUC against the truth; cryoDRGN 0.886, previous default 0.875):
-the window is what wins the high shells (FSC at the last shells 0.82 instead of 0.62: the CTF fringes cut by
-the box edges put a jump between opposite edges that the DFT smears over all frequencies), the radial kernel
-gains 0.007 (narrower: less blur), the Hermitian/lattice details and λ change nothing measurable (λ = 1 of
-cryoDRGN's scale: −0.001), and our map lost half of the Nyquist shell. But the window also cuts the particle
-where it fills the box (shells 2–6 lose 0.03–0.07; on SNR 0.1 data AUC 0.637 → 0.603), so it is not copied.
-The default instead takes the images' periodic component (no parameter, no pixel discarded: it removes only
-the edge jump; noise-free 2× field AUC 0.877 → 0.900, CTF on the box 0.954 → 0.953, SNR 0.1 −0.001 to −0.002)
-and keeps the whole Nyquist shell. The radial kernel (``kernel="radial"``) adds 0.01 noise-free but loses on
-sparse noisy data (box 128, 300 images, SNR 0.1: 0.526 vs 0.548; box 64 at 2.5 Å/px, SNR 0.1: 0.728 vs 0.747),
-so the default stays trilinear. The default's margin over cryoDRGN (ΔAUC, 15 cells: both CTF modes, noise-free
-and SNR 0.1, 1.2 and 2.5 Å/px, box 64 and 128) runs from +0.0013/+0.0022/+0.0020 (3 seeds; box 64, 1.2 Å/px,
-noise-free, CTF on the box: cryoDRGN's narrower kernel nearly makes up for its window there) to +0.035; the
-2× field noise-free cells gain +0.014 to +0.016 (box 64, 3 seeds) and +0.035 (box 128). Figures per cell and
-seed: ``benchmarks/backproject_accuracy.py`` → ``benchmarks/results/backproject_accuracy_box64.json``,
-``backproject_accuracy_box128_snr0.1.json``, ``backproject_accuracy_box128_field2.json``.
+Image edges (``image_edges``): ``"periodic"`` (default) replaces each image by its periodic component
+(``reconstruct.periodic``: periodic + smooth decomposition) before its FFT, which removes the jump between
+opposite edges (CTF fringes cut by the box) without discarding a pixel; ``"as-is"`` transforms the image
+unchanged. Kernel (``kernel``): ``"trilinear"`` (default) or ``"radial"`` (weight ``max(0, 1 − r)`` over the
+eight neighbours, cryoDRGN's ``backproject_voxel`` kernel).
+
+Why these defaults (pad 1, CTF on the box, periodic edges, trilinear, no gridding correction), with the
+figures and the comparison with cryoDRGN's ``backproject_voxel``: ``docs/decisions.md``.
 
 Particles are split at random (seeded) into two halves reconstructed independently; the full map uses the
 sum of both halves' accumulators. Scale: with images that are line integrals of a map (``Σ_z V``, as the
@@ -79,12 +49,16 @@ protein positive.
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from cryoscape.configio import option
 from cryoscape.data.particles import ParticleSet
 from cryoscape.errors import InputError
 from cryoscape.geometry.ctf import ctf_grid
@@ -116,14 +90,13 @@ class BackprojectConfig:
         Wiener constant λ relative to the mean weight (default 0.01); larger values damp noise where the
         weight is small (high frequencies, CTF zeros).
     pad_factor : int or None
-        Oversampling of the 3-D Fourier grid (1 = none, 2 = twice the box: 8× the memory). None (default): 1,
-        the most accurate on noisy data (module docstring).
+        Oversampling of the 3-D Fourier grid (1 = none, 2 = twice the box: 8× the memory). None (default): 1
+        (docs/decisions.md).
     kernel : {"trilinear", "radial"}
         How a slice sample is spread over the eight voxels around it: ``trilinear`` (default), the adjoint of
         trilinear slicing; ``radial``, weight ``max(0, 1 - distance)`` as cryoDRGN ``backproject_voxel``
-        (``reconstruct.insertion``). The narrower radial kernel blurs less and wins on noise-free or dense data
-        (box 64, 1000 images, noise-free: FSC-AUC 0.965 vs 0.953), but averages fewer samples per voxel and
-        loses on sparse noisy data (box 128, 300 images, SNR 0.1: 0.526 vs 0.548); module docstring.
+        (``reconstruct.insertion``). The narrower radial kernel blurs less but averages fewer samples per voxel
+        (docs/decisions.md).
     image_edges : {"periodic", "as-is"}
         ``periodic`` (default) replaces each image by its periodic component (``reconstruct.periodic``)
         before the FFT: removes the jump between opposite box edges of particles extracted from micrographs;
@@ -142,21 +115,32 @@ class BackprojectConfig:
         Multiply the images by -1 first (for data whose particles are black).
     gridding_correction : bool
         Divide by the attenuation of the trilinear insertion after the inverse FFT (see
-        :meth:`FourierAccumulator.volume`). Default False: it amplifies the noise at the box's edges and lowers
-        the FSC against the truth on noisy data (module docstring).
+        :meth:`FourierAccumulator.volume`). Default False: it amplifies the noise at the box's edges
+        (docs/decisions.md).
     device : str
         Torch device of the accumulation ("cpu", "cuda").
     """
 
-    ctf_correction: str = "wiener"
-    regularization: float = 0.01
-    pad_factor: int | None = None
-    ctf_grid: str = "box"
-    kernel: str = "trilinear"
-    image_edges: str = "periodic"
-    chunk_size: int = 256
-    seed: int = 0
-    invert_contrast: bool = False
+    ctf_correction: str = option("wiener", choices=CTF_CORRECTIONS,
+                                 help="how the CTF is corrected (default %(default)s)")
+    regularization: float = option(0.01, help="Wiener constant λ relative to the mean weight (default %(default)s)")
+    pad_factor: int | None = option(
+        None, flags=("--pad",), help="oversampling of the Fourier grid (default 1: the most accurate on noisy "
+                                     "data; 2 is better only on noise-free data and costs 8× memory; see above)")
+    ctf_grid: str = option(
+        "box", choices=CTF_GRIDS,
+        help="with --pad 2: where the image FFT and the CTF are taken: box = on the D-pixel box, samples inserted "
+             "into the padded grid [default]; padded = image zero-padded, CTF on the padded grid (RELION's way); "
+             "interpolated = CTF on the box, then Fourier interpolation (see above)")
+    kernel: str = option("trilinear", choices=KERNELS,
+                         help="insertion kernel: trilinear [default] or radial (cryoDRGN's; better noise-free, "
+                              "worse on sparse noisy data)")
+    image_edges: str = option("periodic", choices=IMAGE_EDGES,
+                              help="periodic = FFT of each image's periodic component, without the jump between "
+                                   "opposite edges [default]; as-is = the images unchanged (see above)")
+    chunk_size: int = option(256, flags=("--chunk",), help="images per chunk in memory (default %(default)s)")
+    seed: int = option(0, help="seed of the random half-set split (default %(default)s)")
+    invert_contrast: bool = option(False, help="multiply the images by -1 first (for data with black particles)")
     gridding_correction: bool = False
     device: str = "cpu"
 
@@ -171,8 +155,8 @@ class BackprojectConfig:
         if self.image_edges not in IMAGE_EDGES:
             raise InputError(f"unknown image edge treatment '{self.image_edges}'",
                              fix=f"choose one of {', '.join(IMAGE_EDGES)}")
-        if self.regularization < 0:
-            raise InputError(f"regularization must be >= 0, got {self.regularization}")
+        if not (math.isfinite(self.regularization) and self.regularization >= 0):
+            raise InputError(f"--regularization {self.regularization} must be a number >= 0", fix="e.g. 0.01")
         if self.pad_factor is not None and int(self.pad_factor) < 1:
             raise InputError(f"pad factor must be an integer >= 1, got {self.pad_factor}")
         if int(self.chunk_size) < 1:
@@ -268,14 +252,12 @@ class FourierAccumulator:
         """The real-space map (D, D, D), float32, from ``data / (weight + λ mean(weight))``.
 
         Voxels up to and including the Nyquist shell are kept: ``round(|k|) <= D/2`` with ``k`` in cycles per
-        box (the last shell of ``fsc.fsc_curve``; before, the cut at ``|k| <= D/2`` emptied half of it), the
-        corners beyond are zero. The mean weight of λ is over the kept voxels that received data.
+        box (the last shell of ``fsc.fsc_curve``), the corners beyond are zero. The mean weight of λ is over the
+        kept voxels that received data.
 
         The gridding correction divides by ``g(x) g(y) g(z)`` with ``g(x) = sinc(x / P)^p`` (x in voxels from
         the centre): ``p = 2``, the transform of the trilinear kernel, on a padded grid; ``p = 1`` without
-        padding, where the normalised insertion attenuates less (measured on noiseless simulated data,
-        box 32: relative error to the truth 0.119 with no correction, 0.094 with p = 1, 0.126 with p = 2;
-        padded twice: 0.059, 0.055, 0.055).
+        padding, where the normalised insertion attenuates less (docs/decisions.md).
         """
         g = self.grid_size
         freqs = torch.arange(g, dtype=torch.float64, device=self.data.device) - g // 2
@@ -484,3 +466,19 @@ def backproject_arrays(images: np.ndarray, poses: Poses, ctf: CTFParams | None =
                    None if ctf is None else ctf.subset(positions))
 
     return _reconstruct(chunks(), n, images.shape[-1], voxel_size_angstrom, config, show_progress)
+
+
+def write_reconstruction(result: Reconstruction, outdir: str | os.PathLike) -> list[Path]:
+    """Write ``map.mrc``, ``half1.mrc``, ``half2.mrc`` (voxel size in the header), ``fsc.csv`` and ``fsc.png``
+    (gold-standard FSC, unmasked) into ``outdir`` (created); returns the paths written."""
+    from cryoscape.io.mrc import write_mrc
+    from cryoscape.reconstruct.fsc import plot_fsc, write_fsc_csv
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = [outdir / name for name in ("map.mrc", "half1.mrc", "half2.mrc", "fsc.csv", "fsc.png")]
+    for path, volume in zip(paths, (result.full, result.half1, result.half2)):
+        write_mrc(path, volume, result.voxel_size_angstrom)
+    write_fsc_csv(result.fsc, paths[3])
+    plot_fsc({"half1 vs half2": result.fsc}, paths[4], title="gold-standard FSC (unmasked)")
+    return paths

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cryoscape.configio import dataclass_from_mapping, option
 from cryoscape.errors import InputError
 
 BUILTIN_SOURCES = ("hinge", "assembly")
@@ -81,30 +82,37 @@ class SimulationConfig:
         Images computed at once (memory bound; does not change the result).
     """
 
-    source: str = "hinge"
-    n_particles: int = 1000
-    box_size: int | None = None
-    pixel_size_angstrom: float | None = None
-    resolution_angstrom: float | None = None
-    snr: float = 0.1
-    ctf: bool = True
-    defocus_min_angstrom: float = 10000.0
-    defocus_max_angstrom: float = 25000.0
-    astigmatism_max_angstrom: float = 500.0
-    voltage_kv: float = 300.0
-    cs_mm: float = 2.7
-    amplitude_contrast: float = 0.1
-    bfactor_angstrom2: float = 50.0
-    ctf_field_factor: int = 1
-    max_shift_px: float = 0.0
-    downsample_box: int | None = None
-    coordinate_sampling: str = "uniform"
-    hinge_angles_deg: tuple[float, float] = (0.0, 60.0)
-    assembly_states: tuple[str, ...] = ("core", "core+A", "core+A+B")
-    assembly_proportions: tuple[float, ...] = (0.3, 0.3, 0.4)
-    n_gt_volumes: int = 10
-    seed: int = 0
-    chunk_size: int = 256
+    source: str = option("hinge", help="hinge, assembly, an atomic model (.pdb/.cif) or a map (.mrc) [hinge]")
+    n_particles: int = option(1000, flags=("-n",), help="number of images [1000]")
+    box_size: int | None = option(None, help="simulation box, even (pixels) [64, or the map's box]")
+    pixel_size_angstrom: float | None = option(
+        None, help="pixel size (Å) [molecule fills 60%% of the box; the map's]")
+    resolution_angstrom: float | None = option(
+        None, help="Gaussian atom resolution, sigma = 0.225 × it (Å) [3 pixels]")
+    snr: float = option(0.1, help="signal-to-noise ratio; inf for noiseless [0.1]")
+    ctf: bool = option(True, negative="--no-ctf", help="apply the CTF [yes]")
+    defocus_min_angstrom: float = option(10000.0, help="smallest defocus U (Å) [10000]")
+    defocus_max_angstrom: float = option(25000.0, help="largest defocus U (Å) [25000]")
+    astigmatism_max_angstrom: float = option(500.0, help="defocus V = U − uniform(0, this) (Å) [500]")
+    voltage_kv: float = option(300.0, help="voltage (kV) [300]")
+    cs_mm: float = option(2.7, help="spherical aberration (mm) [2.7]")
+    amplitude_contrast: float = option(0.1, help="amplitude contrast [0.1]")
+    bfactor_angstrom2: float = option(50.0, help="CTF B-factor envelope (Å²) [50]")
+    ctf_field_factor: int = option(1, help="apply the CTF on a field this many boxes wide, then crop (2 = like "
+                                           "extraction from a micrograph; 1 = circular on the box) [1]")
+    max_shift_px: float = option(0.0, help="in-plane shifts uniform in ±this (pixels of --box-size) [0]")
+    downsample_box: int | None = option(None, help="Fourier-crop the images to this even box [no crop]")
+    coordinate_sampling: str = option("uniform", choices=COORDINATE_SAMPLINGS,
+                                      help="hinge coordinate law: uniform, cooperative, noncontiguous [uniform]")
+    hinge_angles_deg: tuple[float, float] = option((0.0, 60.0), help="hinge angle at coordinate 0 and 1 "
+                                                                     "(degrees) [0 60]")
+    assembly_states: tuple[str, ...] = option(("core", "core+A", "core+A+B"),
+                                              help="states, '+'-joined subunits core, A, B, C [core core+A core+A+B]")
+    assembly_proportions: tuple[float, ...] = option((0.3, 0.3, 0.4),
+                                                     help="relative frequency of each state [0.3 0.3 0.4]")
+    n_gt_volumes: int = option(10, help="ground-truth maps along the continuous coordinate [10]")
+    seed: int = option(0, help="random seed [0]")
+    chunk_size: int = option(256, help="images computed at once (memory only) [256]")
 
     def __post_init__(self) -> None:
         for name in ("hinge_angles_deg", "assembly_states", "assembly_proportions"):
@@ -180,6 +188,29 @@ class SimulationConfig:
                                  fix=f"use subunits among {', '.join(ASSEMBLY_SUBUNITS)}, e.g. core+A")
         if self.n_gt_volumes < 1 or self.chunk_size < 1:
             raise InputError("n_gt_volumes and chunk_size must be at least 1")
+        return self._check_physics()
+
+    def _check_physics(self) -> SimulationConfig:
+        """Refuse physical parameters that would give NaN images or an unreadable star; returns ``self``."""
+        positive = ("voltage_kv", "defocus_min_angstrom", "defocus_max_angstrom")
+        finite = ("cs_mm", "bfactor_angstrom2", "max_shift_px", "astigmatism_max_angstrom", "amplitude_contrast")
+        for name in positive:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"--{name.replace('_', '-')} {value} must be a positive number",
+                                 fix="defocus is positive for underfocus; voltage e.g. 300")
+        for name in finite:
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise InputError(f"--{name.replace('_', '-')} {value} is not a finite number")
+        if self.astigmatism_max_angstrom >= self.defocus_min_angstrom:
+            raise InputError(f"--astigmatism-max-angstrom {self.astigmatism_max_angstrom:g} would give defocus V "
+                             f"<= 0 (smallest defocus U {self.defocus_min_angstrom:g} Å)",
+                             fix="keep the astigmatism below the smallest defocus")
+        if not all(math.isfinite(a) for a in self.hinge_angles_deg):
+            raise InputError(f"--hinge-angles-deg {list(self.hinge_angles_deg)} must be finite")
+        if not all(math.isfinite(p) for p in self.assembly_proportions):
+            raise InputError(f"--assembly-proportions {list(self.assembly_proportions)} must be finite")
         return self
 
     # ------------------------------------------------------------------ yaml
@@ -193,13 +224,14 @@ class SimulationConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], path: str | os.PathLike | None = None) -> SimulationConfig:
-        """Build from a dictionary of fields; unknown keys raise :class:`InputError`."""
+        """Build from a dictionary of fields (a yaml file's, ``path``); an unknown key or a value of the wrong type
+        raises :class:`InputError` naming ``path``, the key, the value and the expected type."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise InputError(f"unknown simulation setting(s) {', '.join(unknown)}", path=path,
                              fix=f"valid keys: {', '.join(sorted(known))}")
-        return cls(**values)
+        return dataclass_from_mapping(cls, values, path=path)
 
     def save_yaml(self, path: str | os.PathLike) -> Path:
         """Write the config as yaml (keys = field names)."""
@@ -258,3 +290,14 @@ def with_overrides(config: SimulationConfig, **overrides: Any) -> SimulationConf
     if unknown:
         raise InputError(f"unknown simulation setting(s) {', '.join(unknown)}")
     return replace(config, **overrides)
+
+
+def config_from_options(config_path: str | os.PathLike | None = None, preset: str | None = None,
+                        **overrides: Any) -> SimulationConfig:
+    """The config of ``simulate``: a yaml file (``config_path``) or a preset (or the defaults), then
+    ``overrides``; every value checked (:meth:`SimulationConfig.validate`)."""
+    if config_path and preset:
+        raise InputError("give either --config or --preset, not both")
+    if config_path:
+        return with_overrides(SimulationConfig.load_yaml(config_path), **overrides).validate()
+    return preset_config(preset, **overrides).validate()

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryoscape.configio import dataclass_from_mapping
+from cryoscape.configio import check_choice, check_range, dataclass_from_mapping, option
+from cryoscape.errors import InputError
 from cryoscape.models.config import ModelConfig
 
-# Defaults that differ from cryoDRGN are listed by the commands' --help (cli/train_vae.py).
-#: Images per step when ``batch_size`` is not given: on a CPU (cryoDRGN's 8) and on a CUDA GPU, where the step at 8
-#: images is bound by per-step overhead; 16 reached cryoDRGN's accuracy in the least time among 8, 16, 32, 64
-#: and 128 (README, "Training on a GPU"; ``benchmarks/results/gpu_time_to_accuracy.json``).
+# Defaults that differ from cryoDRGN are listed by the commands' --help (cli/train_vae.py); why each default was
+# chosen: docs/decisions.md.
+#: Images per step when ``batch_size`` is not given: on a CPU (cryoDRGN's 8) and on a CUDA GPU.
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_BATCH_SIZE_GPU = 16
 #: Adam learning rate when ``lr`` is not given: a VAE (zdim > 0; cryoDRGN's default is 1e-4) and a homogeneous
@@ -29,6 +29,10 @@ DEFAULT_LR = 3e-4
 DEFAULT_LR_HOMOGENEOUS = 1e-4
 #: ``data.data_std_windowed`` of configs that predate the field (their data_std came from windowed images).
 LEGACY_DATA_STD_WINDOWED = True
+#: Where training runs: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+DEVICES = ("auto", "cpu", "cuda")
+#: Kinds of model a training command builds (``vae``: zdim >= 1; ``homogeneous``: zdim 0).
+MODEL_KINDS = ("vae", "homogeneous")
 
 
 def default_batch_size(device: str) -> int:
@@ -41,6 +45,22 @@ def default_lr(zdim: int) -> float:
     """The learning rate of a config without ``lr``: :data:`DEFAULT_LR` for a VAE (zdim > 0), else
     :data:`DEFAULT_LR_HOMOGENEOUS`."""
     return DEFAULT_LR if int(zdim) > 0 else DEFAULT_LR_HOMOGENEOUS
+
+
+def check_beta_schedule(schedule: str) -> None:
+    """Raise InputError unless ``schedule`` is ``constant``, ``linear:E`` or ``cyclic:E`` with E > 0 epochs."""
+    fix = "give beta_schedule constant, linear:E or cyclic:E (E epochs > 0)"
+    kind, sep, arg = str(schedule).partition(":")
+    if schedule == "constant":
+        return
+    if kind not in ("linear", "cyclic") or not sep:
+        raise InputError(f"beta_schedule must be constant, linear:E or cyclic:E, got {schedule!r}", fix=fix)
+    try:
+        period = float(arg)
+    except ValueError:
+        raise InputError(f"beta_schedule period must be a number of epochs, got {arg!r}", fix=fix) from None
+    if not period > 0:
+        raise InputError(f"beta_schedule period must be positive, got {arg!r}", fix=fix)
 
 
 @dataclass(frozen=True)
@@ -78,11 +98,9 @@ class DataConfig:
         Estimate ``data_std`` on the windowed images (True) or on the images before the window (False, the
         default, cryoDRGN's estimate). The window removes part of the power of a noisy image, so with the default
         the normalised training data have a mean square below 1 and the data term ``mse`` is that much smaller
-        beside ``beta · kl / n_disc``: the KL weighs more than with the windowed estimate, exactly as in
-        cryoDRGN's ``train_vae`` (same ``beta``, same 1/n_disc), and the decoder's targets have cryoDRGN's scale.
-        The effect on accuracy is measured in ``benchmarks/results/vs_cryodrgn_fsc_gap_study.json``. Configs
-        written before this field existed load with True (:data:`LEGACY_DATA_STD_WINDOWED`), the estimate they
-        were trained with.
+        beside ``beta · kl / n_disc``: the KL weighs as in cryoDRGN's ``train_vae`` (same ``beta``, same
+        1/n_disc), and the decoder's targets have cryoDRGN's scale. Configs written before this field existed
+        load with True (:data:`LEGACY_DATA_STD_WINDOWED`), the estimate they were trained with.
     data_std : float or None
         *Resolved*: standard deviation of the Hartley values used to normalise the data (estimated on a
         sample at the start of training, see ``data_std_windowed``; stored so evaluation uses the same value).
@@ -99,17 +117,36 @@ class DataConfig:
     datadir: str | None = None
     amplitude_contrast: float | None = None
     allow_overfocus: bool = False
-    invert_data: bool = False
-    window: bool = True
-    window_r: float = 0.85
-    lazy: bool | None = None
-    max_memory_gb: float = 4.0
-    chunk_size: int = 1024
-    num_workers: int = 0
-    data_std_windowed: bool = False
+    invert_data: bool = option(False, negative="--uninvert-data",
+                               help="multiply images by -1 (default: no; RELION CTF sign, white particles)")
+    window: bool = option(True, negative="--no-window", help="soft circular real-space window (default on)")
+    window_r: float = option(0.85, help="window inner radius, fraction of D/2 (default %(default)s)")
+    lazy: bool | None = option(None, help="stream images from disk (default: in memory when they fit in "
+                                          "--max-memory-gb)")
+    max_memory_gb: float = option(4.0, help="memory for holding the images (default %(default)s GiB)")
+    chunk_size: int = option(1024, help="largest run of consecutive images per shuffling chunk when streaming "
+                                        "(default %(default)s)")
+    num_workers: int = option(0, help="data loading processes (default 0: one worker when streaming, none in "
+                                      "memory)")
+    data_std_windowed: bool = option(
+        False, negative="--no-data-std-windowed",
+        help="normalise by the std of the windowed images instead of the images before the window (default off: "
+             "cryoDRGN's normalisation, which sets the weight of the KL term as cryoDRGN does)")
     data_std: float | None = None
     box_size: int | None = None
     pixel_size_angstrom: float | None = None
+
+    def __post_init__(self) -> None:
+        check_range(self.window_r, "window_r", minimum=0, maximum=1)
+        check_range(self.max_memory_gb, "max_memory_gb", minimum=0, exclusive_minimum=True)
+        check_range(self.chunk_size, "chunk_size", minimum=1)
+        check_range(self.num_workers, "num_workers", minimum=0)
+        check_range(self.amplitude_contrast, "amplitude_contrast", minimum=0, maximum=1)
+        check_range(self.data_std, "data_std", minimum=0, exclusive_minimum=True)
+        check_range(self.pixel_size_angstrom, "pixel_size_angstrom", minimum=0, exclusive_minimum=True)
+        check_range(self.box_size, "box_size", minimum=2)
+        if self.box_size is not None and self.box_size % 2:
+            raise InputError(f"box_size must be even, got {self.box_size}", fix="crop or pad the images to an even box")
 
 
 @dataclass(frozen=True)
@@ -125,17 +162,14 @@ class TrainConfig:
     num_epochs : int
         Epochs to train (``-n``).
     batch_size : int or None
-        Images per optimisation step (``-b``; per process under torchrun). None (the default) resolves when
-        training starts, by the device it runs on (:func:`default_batch_size`: 8 on CPU, 16 on a GPU), and a
-        run's ``config.yaml`` keeps the number.
+        Images per optimisation step (``-b``; per process under torchrun), at least 1. None (the default)
+        resolves when training starts, by the device it runs on (:func:`default_batch_size`: 8 on CPU, 16 on a
+        GPU), and a run's ``config.yaml`` keeps the number.
     lr : float or None
         Adam learning rate. None (the default) resolves, when the config is made, to :data:`DEFAULT_LR` (3e-4)
         for a VAE (``model.zdim > 0``) and :data:`DEFAULT_LR_HOMOGENEOUS` (1e-4, cryoDRGN's) for a homogeneous
         model, so a config always holds a number and a run's ``config.yaml`` keeps the rate it was trained
-        with. cryoDRGN trains its VAE at 1e-4; at 3e-4 the latent of cryoscape's default pair decoder becomes
-        informative in as few epochs as that of cryoDRGN's twice as costly Hartley decoder at 1e-4, and
-        per-image FSC at equal epochs rises; cryoDRGN's decoder gains from 3e-4 as well
-        (``benchmarks/results/time_to_accuracy.json``; README, "Time to accuracy").
+        with (why 3e-4: docs/decisions.md).
     weight_decay : float
         Adam weight decay.
     beta : float or None
@@ -144,9 +178,7 @@ class TrainConfig:
         ``constant``, ``linear:E`` or ``cyclic:E`` (see ``training.losses.beta_at``).
     loss_radius_px : float or None
         Radius (pixels of the Fourier lattice) of the disc the loss is computed on; None means D/2 (Nyquist, as
-        cryoDRGN), the radius of the sphere maps are decoded in, so that no decoded voxel is left untrained
-        (with D/2 - 1, 9 % of the sphere's voxels at D = 64 were never fitted; measured in
-        ``benchmarks/trained_radius.py``).
+        cryoDRGN), the radius of the sphere maps are decoded in, so that every decoded voxel is trained.
     amp : bool or None
         Mixed precision (weights and loss stay fp32). None ("auto", the default): on a GPU bf16 (fp16 with loss
         scaling before compute capability 8.0); on a CPU the faster of bf16 autocast and fp32, timed on the
@@ -182,32 +214,67 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    num_epochs: int = 20
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float = 0.0
-    beta: float | None = None
-    beta_schedule: str = "constant"
-    loss_radius_px: float | None = None
-    amp: bool | None = None
+    num_epochs: int = option(20, flags=("-n",), help="epochs to train (default %(default)s; with --resume: the run's)")
+    batch_size: int | None = option(
+        None, flags=("-b",), help=f"images per step per process (default {DEFAULT_BATCH_SIZE} on a CPU, "
+                                  f"{DEFAULT_BATCH_SIZE_GPU} on a GPU; with --resume: the run's)")
+    lr: float | None = option(None, help="Adam learning rate (default %(default)s; cryoDRGN 1e-4)")
+    weight_decay: float = option(0.0, flags=("--wd",), help="Adam weight decay (default %(default)s)")
+    beta: float | None = option(None, help="KL weight (default 1/zdim)")
+    beta_schedule: str = option("constant", help="constant, linear:E (ramp over E epochs) or cyclic:E (default "
+                                                 "%(default)s)")
+    loss_radius_px: float | None = option(
+        None, help="radius of the Fourier disc of the loss, lattice pixels (default D/2, = the map radius)")
+    amp: bool | None = option(
+        None, negative="--no-amp",
+        help="--amp: reduced precision (bf16 autocast; fp16 on GPUs older than Ampere), --no-amp: fp32; default "
+             "auto: bf16 on a GPU, and on a CPU the faster of bf16 and fp32, timed on this run's model and batch "
+             "at its start (cached per machine)")
     precision: str | None = None
-    seed: int = 0
-    checkpoint_every: int = 1
-    log_interval: int = 1000
-    device: str = "auto"
-    volume_radius_px: float | None = None
-    freq_march_epochs: float = 0.0
-    freq_march_start_px: float = 8.0
+    seed: int = option(0, help="random seed (default %(default)s)")
+    checkpoint_every: int = option(1, flags=("--checkpoint",),
+                                   help="write weights every N epochs and after the last (default %(default)s)")
+    log_interval: int = option(1000, help="images between run.log progress lines (default %(default)s)")
+    device: str = option("auto", choices=DEVICES, help="where to train (default %(default)s: CUDA when available)")
+    volume_radius_px: float | None = option(
+        None, help="frequency radius of generated maps, pixels (default D/2: Nyquist, = the trained radius)")
+    freq_march_epochs: float = option(
+        0.0, help="frequency marching: grow the loss disc from --freq-march-start-px to the loss radius over the "
+                  "first E epochs (cheaper early steps; default %(default)s = off)")
+    freq_march_start_px: float = option(
+        8.0, help="loss radius (lattice pixels) where frequency marching starts (default %(default)s)")
 
     def __post_init__(self) -> None:
-        from cryoscape.errors import InputError
-
         if self.lr is None:
             object.__setattr__(self, "lr", default_lr(getattr(self.model, "zdim", 0)))
-        if isinstance(self.freq_march_epochs, bool) or not self.freq_march_epochs >= 0:
-            raise InputError(f"freq_march_epochs={self.freq_march_epochs!r} must be a number of epochs >= 0")
-        if isinstance(self.freq_march_start_px, bool) or not self.freq_march_start_px > 0:
-            raise InputError(f"freq_march_start_px={self.freq_march_start_px!r} must be a radius > 0 (pixels)")
+        check_range(self.num_epochs, "num_epochs", minimum=1)
+        check_range(self.batch_size, "batch_size", minimum=1)
+        check_range(self.lr, "lr", minimum=0, exclusive_minimum=True)
+        check_range(self.weight_decay, "weight_decay", minimum=0)
+        check_range(self.beta, "beta", minimum=0)
+        check_beta_schedule(self.beta_schedule)
+        check_range(self.loss_radius_px, "loss_radius_px", minimum=0, exclusive_minimum=True)
+        check_choice(self.device, DEVICES, "device")
+        check_range(self.checkpoint_every, "checkpoint_every", minimum=1)
+        check_range(self.log_interval, "log_interval", minimum=1)
+        check_range(self.volume_radius_px, "volume_radius_px", minimum=0, exclusive_minimum=True)
+        if isinstance(self.freq_march_epochs, bool):
+            raise InputError(f"freq_march_epochs must be a number of epochs, got {self.freq_march_epochs!r}")
+        check_range(self.freq_march_epochs, "freq_march_epochs", minimum=0)
+        if isinstance(self.freq_march_start_px, bool):
+            raise InputError(f"freq_march_start_px must be a radius in pixels, got {self.freq_march_start_px!r}")
+        check_range(self.freq_march_start_px, "freq_march_start_px", minimum=0, exclusive_minimum=True)
+
+    def check_kind(self, model_kind: str) -> TrainConfig:
+        """Refuse a config that does not build ``model_kind`` (one of :data:`MODEL_KINDS`); returns ``self``."""
+        check_choice(model_kind, MODEL_KINDS, "model kind")
+        if model_kind == "vae" and self.model.zdim < 1:
+            raise InputError(f"zdim must be at least 1 for a VAE (train-vae), got {self.model.zdim}",
+                             fix="use cryoscape train-nn for a homogeneous reconstruction")
+        if model_kind == "homogeneous" and self.model.zdim != 0:
+            raise InputError(f"zdim must be 0 for a homogeneous model (train-nn), got {self.model.zdim}",
+                             fix="use cryoscape train-vae for a VAE")
+        return self
 
     def for_device(self, device: str) -> TrainConfig:
         """This config with the device-dependent defaults resolved (``batch_size``, :func:`default_batch_size`)."""
