@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from cryoscape.errors import InputError
-from cryoscape.runs import CHECKPOINT_FORMAT, LatentFile, RunDir
+from cryoscape.runs import CHECKPOINT_FORMAT, AnalysisLayout, LandscapeLayout, LatentFile, RunDir
 
 #: Learning rate recorded for a cryoDRGN run: cryoDRGN's default (its config.yaml does not store the rate).
 CRYODRGN_LR = 1e-4
@@ -355,17 +355,21 @@ class CryoDRGNRunDir(RunDir):
     def z_path(self, epoch: int) -> Path:
         return self.path / f"z.{int(epoch)}.pkl"
 
-    def analyze_dir(self, epoch: int) -> Path:
-        return self._output_dir("analyze", epoch, "analysis.json")
+    def analysis(self, epoch: int) -> AnalysisLayout:
+        """``analyze.N``, or ``analyze.N.cryoscape`` where cryoDRGN's own analysis fills ``analyze.N``."""
+        return AnalysisLayout(self._output_dir(super().analysis(epoch).root, lambda p: AnalysisLayout(p).summary))
 
-    def landscape_dir(self, epoch: int) -> Path:
-        return self._output_dir("landscape", epoch, "landscape.json")
+    def landscape(self, epoch: int) -> LandscapeLayout:
+        """``landscape.N``, or ``landscape.N.cryoscape`` where cryoDRGN's own landscape fills ``landscape.N``."""
+        return LandscapeLayout(self._output_dir(super().landscape(epoch).root,
+                                                lambda p: LandscapeLayout(p).summary))
 
-    def _output_dir(self, kind: str, epoch: int, marker: str) -> Path:
-        """``kind.N`` unless it holds cryoDRGN's results (files but no cryoscape ``marker``): ``kind.N.cryoscape``."""
-        plain = self.path / f"{kind}.{int(epoch)}"
-        if plain.is_dir() and not (plain / marker).is_file() and any(plain.iterdir()):
-            return self.path / f"{kind}.{int(epoch)}.cryoscape"
+    @staticmethod
+    def _output_dir(plain: Path, marker) -> Path:
+        """``plain`` unless it holds cryoDRGN's results (files but no cryoscape summary ``marker(plain)``):
+        then ``plain.cryoscape`` beside it."""
+        if plain.is_dir() and not marker(plain).is_file() and any(plain.iterdir()):
+            return plain.with_name(plain.name + ".cryoscape")
         return plain
 
     # --- discovery ------------------------------------------------------------------------------------------

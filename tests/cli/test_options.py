@@ -150,9 +150,6 @@ def test_positional_epoch_helpers_live_in_options():
     assert chosen_epoch(parser.parse_args(["run", "--epoch", "5"])) == 5
     with pytest.raises(InputError, match="two epochs given"):
         chosen_epoch(parser.parse_args(["run", "4", "--epoch", "5"]))
-    from cryoscape.cli import common, options
-
-    assert common.chosen_epoch is options.chosen_epoch  # re-exported for the commands that still import it
 
 
 # --- yaml values of the wrong type: one line naming the file, the key, the value and the expected type ---------

@@ -180,7 +180,7 @@ def test_downsample_upsample_on_request(fixtures_dir, tmp_path):
 
 
 def test_eval_vol_asks_before_many_maps():
-    from cryoscape.cli.eval_vol import check_map_count
+    from cryoscape.training.evaluation import check_map_count
 
     check_map_count(100, 64, yes=False)  # at the limit: fine
     check_map_count(4549, 64, yes=True)

@@ -70,7 +70,8 @@ def test_fsc_plot_says_when_the_curve_does_not_cross_before_nyquist():
 
 
 def test_the_reconstruct_module_still_offers_the_fsc_plot(tmp_path):
-    from cryoscape.reconstruct.fsc import FSCCurve, plot_fsc
+    from cryoscape.plotting.fsc import plot_fsc
+    from cryoscape.reconstruct.fsc import FSCCurve
 
     shells = np.arange(17)
     curve = FSCCurve(shells / 64.0, np.clip(1 - shells / 10, 0, 1), np.ones(17, np.int64), 2.0)

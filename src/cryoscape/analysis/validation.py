@@ -6,7 +6,7 @@ reconstruction of every particle.
 
 Compute, then write: :func:`validate_selection` returns a :class:`Validation` (maps and curves in memory, nothing
 written); :func:`write_validation` writes its files atomically into a
-:class:`~cryoscape.runs.layout.ValidationLayout` and returns every path written.
+:class:`ValidationLayout` and returns every path written.
 """
 
 from __future__ import annotations
@@ -19,7 +19,30 @@ from typing import Any
 
 import numpy as np
 
-from cryoscape.runs.layout import ValidationLayout
+from cryoscape.reconstruct.outputs import ReconstructionFolder
+
+
+@dataclass(frozen=True)
+class ValidationLayout(ReconstructionFolder):
+    """``NAME_validate/``: back-projection of a selection (``--validate`` of select, write-star, write-cs): the
+    reconstruction folder of the selection plus ``fsc_whole.csv`` and ``validation.json``."""
+
+    @classmethod
+    def beside(cls, output: str | os.PathLike) -> ValidationLayout:
+        """The folder next to an output file or base name: ``sel.star`` or ``sel`` → ``sel_validate/``."""
+        output = Path(output)
+        stem = output.stem if output.suffix.lower() in {".txt", ".pkl", ".star", ".cs"} else output.name
+        return cls(output.with_name(stem + "_validate"))
+
+    @property
+    def fsc_whole_csv(self) -> Path:
+        """``fsc_whole.csv``: FSC of the whole set's half-maps."""
+        return self.root / "fsc_whole.csv"
+
+    @property
+    def summary(self) -> Path:
+        """``validation.json``: particle counts and gold-standard resolutions."""
+        return self.root / "validation.json"
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,11 @@ def export_subset(args: argparse.Namespace, kind: str) -> int:
 
     import numpy as np
 
+    from cryoscape.analysis.validation import ValidationLayout
     from cryoscape.cli.common import check_outputs
     from cryoscape.errors import InputError
     from cryoscape.io.legacy import read_index
     from cryoscape.io.subset import check_same_particles, write_cs_subset, write_star_subset
-    from cryoscape.runs.layout import ValidationLayout
 
     source = Path(args.star if kind == "star" else args.cs)
     out = Path(args.out)
@@ -76,9 +76,8 @@ def export_subset(args: argparse.Namespace, kind: str) -> int:
 def validate(particles, positions, beside, *, invert_contrast: bool, device: str) -> list:
     """Back-project ``particles[positions]`` and the whole set into ``<beside>_validate/``; print the gold-standard
     resolutions and every file written (returned)."""
-    from cryoscape.analysis.validation import validate_selection, write_validation
+    from cryoscape.analysis.validation import ValidationLayout, validate_selection, write_validation
     from cryoscape.reconstruct.backproject import BackprojectConfig
-    from cryoscape.runs.layout import ValidationLayout
     from cryoscape.training.distributed import choose_device
 
     config = BackprojectConfig(invert_contrast=invert_contrast, device=str(choose_device(device)))

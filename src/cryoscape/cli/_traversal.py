@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryoscape.cli import options
-from cryoscape.cli.eval_vol import MAX_MAPS_UNASKED  # more maps than this need --yes, as for eval-vol
+from cryoscape.training.evaluation import MAX_MAPS_UNASKED, check_map_count  # eval-vol's rule: more need --yes
 
 if TYPE_CHECKING:
     from cryoscape.analysis.api import TrainedRun
@@ -43,7 +43,8 @@ def write(args: argparse.Namespace, run: TrainedRun, traversals: list[Traversal]
 
     maps = None
     if args.volumes:
-        _check_map_count(sum(len(t.points) for t in traversals), args.downsample or run.box_size, args.yes)
+        check_map_count(sum(len(t.points) for t in traversals), args.downsample or run.box_size, args.yes,
+                        fix="ask for fewer points (-n N)")
         maps = tv.MapOptions(box_size=args.downsample, batch_size=args.batch_size, flip=args.flip,
                              invert=args.invert)
     for t in traversals:
@@ -62,15 +63,3 @@ def write(args: argparse.Namespace, run: TrainedRun, traversals: list[Traversal]
         if maps is not None:
             print(f"  {len(t.points)} maps in {series.root}/, montage {series.montage.name}; play: chimerax "
                   f"{series.chimerax_script}")
-
-
-def _check_map_count(count: int, box_size: int, yes: bool) -> None:
-    """eval-vol's rule: more than MAX_MAPS_UNASKED maps need --yes; the error says the disk used and the fix."""
-    from cryoscape.cli.eval_vol import check_map_count
-    from cryoscape.errors import InputError
-
-    try:
-        check_map_count(count, box_size, yes)
-    except InputError as exc:
-        raise InputError(exc.problem, fix="add --yes to write them all, or ask for fewer points (-n N); "
-                         "-d/--downsample makes smaller maps") from None

@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     from cryoscape.analysis.api import TrainedRun
     from cryoscape.analysis.landscape import LandscapeConfig, analyze_landscape, landscape_dir
-    from cryoscape.cli.eval_vol import MAX_MAPS_UNASKED
     from cryoscape.cli.options import chosen_epoch, config_from_args
+    from cryoscape.training.evaluation import MAX_MAPS_UNASKED, map_disk_text
 
     config = config_from_args(LandscapeConfig, args, box_size=args.downsample, flip=args.flip, invert=args.invert,
                               batch_size=args.batch_size)
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.outdir) if args.outdir else landscape_dir(run_)
     if config.sketch_size > MAX_MAPS_UNASKED:
         box = config.box_size or run_.box_size
-        size = config.sketch_size * (1024 + 4 * box**3)
-        print(f"note: writing {config.sketch_size} maps of {box}^3 voxels ({size / 2**20:.0f} MiB on disk) into "
+        print(f"note: writing {config.sketch_size} maps of {box}^3 voxels ({map_disk_text(config.sketch_size, box)} "
+              f"on disk) into "
               f"{out}; -d/--downsample makes smaller maps, --sketch-size fewer", flush=True)
     summary = analyze_landscape(run_, out, config, show_progress=True, overwrite=args.overwrite)
     pops = ", ".join(f"{s}: {p}" for s, p in summary["state_populations"].items())

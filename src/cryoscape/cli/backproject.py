@@ -66,21 +66,22 @@ def run(args: argparse.Namespace) -> int:
     from cryoscape.cli.common import check_outputs, particle_inputs, particles_from_args
     from cryoscape.cli.options import config_from_args
     from cryoscape.reconstruct.backproject import BackprojectConfig, backproject, write_reconstruction
+    from cryoscape.reconstruct.outputs import ReconstructionFolder
     from cryoscape.training.distributed import choose_device
 
     config = config_from_args(BackprojectConfig, args, device=str(choose_device(args.device)))
     particles = particles_from_args(args, require_poses=True, require_ctf=args.ctf_correction != "none")
     outdir = Path(args.outdir)
     check_outputs(inputs=particle_inputs(args, particles), folders=[outdir],
-                  files=[outdir / n for n in ("map.mrc", "half1.mrc", "half2.mrc", "fsc.csv", "fsc.png")])
+                  files=ReconstructionFolder(outdir).files())
     print(f"back-projecting {len(particles)} particles, box {particles.box_size}, "
           f"{particles.pixel_size_angstrom or 1.0:.4g} Å/px, CTF correction {config.ctf_correction}")
     result = backproject(particles, config)
-    write_reconstruction(result, outdir)
+    written = write_reconstruction(result, outdir)
     n1 = int((result.half == 1).sum())
     print(f"halves: {n1} + {len(result.half) - n1} particles (seed {config.seed})")
     for thr in (0.143, 0.5):
         note = " (reaches Nyquist)" if result.fsc.crossing_frequency(thr) is None else ""
         print(f"gold-standard FSC = {thr}: {result.fsc.resolution_angstrom(thr):.2f} Å{note}")
-    print(f"wrote {outdir}/map.mrc, half1.mrc, half2.mrc, fsc.csv, fsc.png")
+    print(f"wrote {outdir}/: " + ", ".join(p.name for p in written))
     return 0

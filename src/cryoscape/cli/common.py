@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-# re-exported for the commands that still import them from here (their home is cli.options)
-from cryoscape.cli.options import add_positional_epoch, chosen_epoch  # noqa: F401
-
 PARTICLE_OPTIONS_HELP = """\
 particles: PARTICLES is a .mrcs/.mrc stack, a RELION .star (3.0 or 3.1+), a cryoSPARC .cs or a .txt list of
 stacks. Poses and CTF are read from the .star/.cs itself unless --poses/--ctf name another file (.star, .cs or a

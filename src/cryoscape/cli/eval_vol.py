@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from cryoscape.training.evaluation import MAX_MAPS_UNASKED, check_map_count, output_paths, read_z_values
+from cryoscape.training.evaluation import MAX_MAPS_UNASKED
 
 NAME = "eval-vol"
-__all__ = ["MAX_MAPS_UNASKED", "check_map_count", "output_paths", "read_z_values"]  # re-exported for scripts
 HELP = "generate 3-D maps from a trained run (at given z for a VAE; the map of a homogeneous run)"
 
 DESCRIPTION = """\

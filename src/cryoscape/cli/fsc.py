@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cryoscape.errors import InputError
-    from cryoscape.reconstruct.fsc import fsc_curve, plot_fsc, write_fsc_csv
+    from cryoscape.plotting.fsc import plot_fsc
+    from cryoscape.reconstruct.fsc import fsc_curve, write_fsc_csv
     from cryoscape.reconstruct.masks import soft_mask
     from cryoscape.reconstruct.volumes import read_map
 

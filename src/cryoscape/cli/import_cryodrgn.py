@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 NAME = "import-cryodrgn"
 HELP = (
@@ -54,9 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cryoscape.cli.common import check_outputs
     from cryoscape.cryodrgn_run import import_cryodrgn_run
+    from cryoscape.runs import RunDir
 
     check_outputs(inputs=[args.config, args.weights], folders=[args.outdir],
-                  files=[Path(args.outdir) / "config.yaml"])  # never replace an input
+                  files=[RunDir(args.outdir).config_path])  # never replace an input
     result = import_cryodrgn_run(args.config, args.weights, args.outdir, apix=args.apix, epoch=args.epoch,
                                  overwrite=args.overwrite)
     if result.pixel_size_from_ctf:

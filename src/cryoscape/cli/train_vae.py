@@ -1,8 +1,6 @@
 """``cryoscape train-vae``: train the heterogeneous VAE (image encoder + coordinate decoder) with known poses.
 
-The options are the config fields (:class:`~cryoscape.training.config.TrainConfig`, ``DataConfig``,
-``ModelConfig``), added by :func:`add_training_arguments`; ``cli/train_nn.py`` reuses it and :func:`run_training`.
-"""
+Options are the config fields (TrainConfig, DataConfig, ModelConfig); ``train-nn`` reuses this module's parts."""
 
 from __future__ import annotations
 

@@ -469,16 +469,19 @@ def backproject_arrays(images: np.ndarray, poses: Poses, ctf: CTFParams | None =
 
 
 def write_reconstruction(result: Reconstruction, outdir: str | os.PathLike) -> list[Path]:
-    """Write ``map.mrc``, ``half1.mrc``, ``half2.mrc`` (voxel size in the header), ``fsc.csv`` and ``fsc.png``
-    (gold-standard FSC, unmasked) into ``outdir`` (created); returns the paths written."""
+    """Write the :class:`~cryoscape.reconstruct.outputs.ReconstructionFolder` ``outdir`` (created): the map and
+    half-maps (voxel size in the header), ``fsc.csv`` and ``fsc.png`` (gold-standard FSC, unmasked); returns the
+    paths written."""
     from cryoscape.io.mrc import write_mrc
-    from cryoscape.reconstruct.fsc import plot_fsc, write_fsc_csv
+    from cryoscape.plotting.fsc import plot_fsc
+    from cryoscape.reconstruct.fsc import write_fsc_csv
+    from cryoscape.reconstruct.outputs import ReconstructionFolder
 
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = [outdir / name for name in ("map.mrc", "half1.mrc", "half2.mrc", "fsc.csv", "fsc.png")]
-    for path, volume in zip(paths, (result.full, result.half1, result.half2)):
+    folder = ReconstructionFolder(Path(outdir))
+    folder.root.mkdir(parents=True, exist_ok=True)
+    for path, volume in ((folder.map, result.full), (folder.half_map(1), result.half1),
+                         (folder.half_map(2), result.half2)):
         write_mrc(path, volume, result.voxel_size_angstrom)
-    write_fsc_csv(result.fsc, paths[3])
-    plot_fsc({"half1 vs half2": result.fsc}, paths[4], title="gold-standard FSC (unmasked)")
-    return paths
+    write_fsc_csv(result.fsc, folder.fsc_csv)
+    plot_fsc({"half1 vs half2": result.fsc}, folder.fsc_png, title="gold-standard FSC (unmasked)")
+    return folder.files()

@@ -18,7 +18,6 @@ import numpy as np
 import scipy.fft
 
 from cryoscape.errors import InputError
-from cryoscape.plotting.fsc import plot_fsc  # noqa: F401  (re-exported: the plot moved to cryoscape.plotting)
 
 
 @dataclass(frozen=True)

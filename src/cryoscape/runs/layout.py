@@ -195,11 +195,6 @@ class AnalysisLayout:
         """The traversal along the 1-based principal component ``index``."""
         return SeriesLayout(self.root / f"pc{int(index)}")
 
-    @property
-    def percentiles(self) -> SeriesLayout:
-        """``percentiles/``: zdim 1, the maps at the 5th, 15th … 95th percentiles of z."""
-        return SeriesLayout(self.root / "percentiles")
-
     def kmeans_values(self) -> list[int]:
         """K of every ``kmeansK`` folder holding labels, increasing."""
         found = []
@@ -338,47 +333,6 @@ class ComparisonLayout:
     @property
     def confusion_png(self) -> Path:
         return self.root / "confusion.png"
-
-
-@dataclass(frozen=True)
-class ValidationLayout:
-    """``NAME_validate/``: back-projection of a selection (``--validate`` of select, write-star, write-cs)."""
-
-    root: Path
-
-    @classmethod
-    def beside(cls, output: str | Path) -> ValidationLayout:
-        """The folder next to an output file or base name: ``sel.star`` or ``sel`` → ``sel_validate/``."""
-        output = Path(output)
-        stem = output.stem if output.suffix.lower() in {".txt", ".pkl", ".star", ".cs"} else output.name
-        return cls(output.with_name(stem + "_validate"))
-
-    @property
-    def map(self) -> Path:
-        return self.root / "map.mrc"
-
-    def half_map(self, half: int) -> Path:
-        """``half1.mrc`` / ``half2.mrc``."""
-        return self.root / f"half{int(half)}.mrc"
-
-    @property
-    def fsc_csv(self) -> Path:
-        """``fsc.csv``: FSC of the selection's half-maps."""
-        return self.root / "fsc.csv"
-
-    @property
-    def fsc_whole_csv(self) -> Path:
-        """``fsc_whole.csv``: FSC of the whole set's half-maps."""
-        return self.root / "fsc_whole.csv"
-
-    @property
-    def fsc_png(self) -> Path:
-        return self.root / "fsc.png"
-
-    @property
-    def summary(self) -> Path:
-        """``validation.json``: particle counts and gold-standard resolutions."""
-        return self.root / "validation.json"
 
 
 def analysis_dir_name(epoch: int) -> str:

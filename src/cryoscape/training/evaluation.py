@@ -94,15 +94,20 @@ class MapsWritten:
     pixel_size_known: bool
 
 
-def check_map_count(count: int, box_size: int, yes: bool) -> None:
-    """Refuse to write more than :data:`MAX_MAPS_UNASKED` maps unless ``yes``; the error states the disk used."""
+def map_disk_text(count: int, box_size: int) -> str:
+    """The disk space ``count`` float32 maps of ``box_size``³ voxels take, for a message (``"58 MiB"``)."""
+    size = count * (1024 + 4 * box_size**3)
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+
+
+def check_map_count(count: int, box_size: int, yes: bool, fix: str = "give fewer z values (e.g. k-means "
+                    "centres)") -> None:
+    """Refuse to write more than :data:`MAX_MAPS_UNASKED` maps unless ``yes``; the error states the disk used and
+    suggests ``--yes``, then ``fix``, then a smaller box."""
     if count <= MAX_MAPS_UNASKED or yes:
         return
-    size = count * (1024 + 4 * box_size**3)
-    shown = f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
-    raise InputError(f"this would write {count} maps of {box_size}^3 voxels ({shown} on disk)",
-                     fix="add --yes to write them all, or give fewer z values (e.g. k-means centres); "
-                     "-d/--downsample makes smaller maps")
+    raise InputError(f"this would write {count} maps of {box_size}^3 voxels ({map_disk_text(count, box_size)} on "
+                     f"disk)", fix=f"add --yes to write them all, or {fix}; -d/--downsample makes smaller maps")
 
 
 def read_z_values(path: str | os.PathLike, zdim: int) -> np.ndarray:
