@@ -222,14 +222,14 @@ def test_an_earlier_analysis_is_replaced_only_with_overwrite(trained_run, tmp_pa
 
 
 def test_a_failed_analysis_leaves_no_folder_and_keeps_the_earlier_one(trained_run, tmp_path, monkeypatch):
-    from cryoscape.analysis import analyze, plots
+    from cryoscape.analysis import analyze
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
     run = TrainedRun.open(trained_run)
     config = analyze.AnalyzeConfig(ksample=2, skip_vol=True, skip_umap=True, notebook=False)
-    monkeypatch.setattr(plots, "plot_clusters", broken)
+    monkeypatch.setattr(analyze, "plot_clusters", broken)
     with pytest.raises(RuntimeError):
         analyze.run_analysis(run, config, tmp_path / "new" / "a")
     assert list(tmp_path.iterdir()) == []
@@ -246,7 +246,7 @@ def test_positional_epoch_and_learning_curve_from_provenance(trained_run, tmp_pa
 
     import yaml
 
-    from cryoscape.analysis.analyze import read_learning_curve
+    from cryoscape.training.learning_curve import read_learning_curve
 
     out = tmp_path / "a"
     assert main(["analyze", str(trained_run), "1", *_quick("-o", str(out))]) == 0
@@ -259,7 +259,7 @@ def test_positional_epoch_and_learning_curve_from_provenance(trained_run, tmp_pa
     # a run without provenance.yaml (older runs): run.log's rounded values
     old = tmp_path / "old"
     shutil.copytree(trained_run, old, ignore=shutil.ignore_patterns("analyze.*", "landscape.*", "provenance.yaml"))
-    curve = read_learning_curve(TrainedRun.open(old))
+    curve = read_learning_curve(TrainedRun.open(old).run_dir)
     assert curve["epoch"].tolist() == [1, 2]
     np.testing.assert_allclose(curve["loss"], [losses[1], losses[2]], rtol=1e-3)
     assert curve["loss"].tolist() != [losses[1], losses[2]]

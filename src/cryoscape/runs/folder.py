@@ -167,6 +167,14 @@ class RunDir:
         """Whether the folder already holds a training run (``config.yaml`` or a ``weights.N.pt``)."""
         return self.config_path.is_file() or bool(self.epochs())
 
+    def held_files_text(self) -> str:
+        """What the folder holds of a run, for messages: ``weights.1..3.pt`` (the checkpoints) or ``config.yaml``."""
+        epochs = self.epochs()
+        if not epochs:
+            return self.config_path.name
+        first, last = self.weights_path(epochs[0]).name, self.weights_path(epochs[-1]).name
+        return first if first == last else f"{first.rsplit('.', 1)[0]}..{epochs[-1]}.{last.rsplit('.', 1)[1]}"
+
     def run_files(self, after_epoch: int | None = None) -> list[Path]:
         """The run's own files and its analysis folders (those of epochs > ``after_epoch`` when given)."""
         if not self.path.is_dir():

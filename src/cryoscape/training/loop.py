@@ -518,7 +518,7 @@ def _resolve_start(config, resume_from, changes, model_kind) -> tuple[TrainConfi
     if not run_in.writable:
         raise InputError(
             "a cryoDRGN run folder is read as it is, not trained further", path=run_in.path,
-            fix=f"import it first (cryoscape import-cryodrgn {run_in.path / 'config.yaml'} "
+            fix=f"import it first (cryoscape import-cryodrgn {run_in.config_path} "
             f"{run_in.path}/weights.N.pkl -o NEW/), then train-vae --resume NEW/")
     epoch_in = run_in.resolve_epoch(epoch_in)
     ckpt_path = run_in.weights_path(epoch_in)
@@ -552,10 +552,8 @@ def _check_folder(run: RunDir, start: _Start, overwrite: bool) -> None:
         raise InputError("the folder holds a cryoDRGN run (weights.N.pkl), which cryoscape never overwrites",
                          path=run.path, fix="give another -o")
     if later is None and run.holds_run():
-        epochs = run.epochs()
-        held = f"weights.{epochs[0]}..{epochs[-1]}.pt" if epochs else "config.yaml"
         raise InputError(
-            f"the folder already holds a training run ({held})",
+            f"the folder already holds a training run ({run.held_files_text()})",
             path=run.path,
             fix=f"continue it with --resume {run.path}, start over with --overwrite (deletes its files), or "
             "give another -o",
