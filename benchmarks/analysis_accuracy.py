@@ -205,6 +205,7 @@ def assembly(args) -> dict:
     from cryoscape.analysis.latent import kmeans
     from cryoscape.io.mrc import read_mrc
     from cryoscape.reconstruct.fsc import fsc_curve
+    from cryoscape.runs import LandscapeLayout
 
     data = dataset(args, "assembly-64", "assembly")
     run_path, train_seconds = trained(args, data, "assembly")
@@ -215,8 +216,8 @@ def assembly(args) -> dict:
     log = args.workdir / "assembly_analysis.log"
     out = args.workdir / "assembly_landscape"
     seconds = cli("analyze-landscape", str(run_path), "--sketch-size", "100", "-M", str(n_states), "--skip-umap",
-                  "-o", str(out), log=log)
-    labels = np.loadtxt(out / "labels.txt", dtype=np.int64)
+                  "--overwrite", "-o", str(out), log=log)  # a rerun replaces its own earlier result
+    labels = np.loadtxt(LandscapeLayout(out).labels, dtype=np.int64)
     ari = float(adjusted_rand_score(states, labels))
     voxel = run.voxel_size_angstrom()
 
@@ -270,15 +271,15 @@ def timing(args) -> dict:
         cli("simulate", "--preset", "assembly-64", "-n", "600", "--seed", "5", "--no-progress", "-o", str(data),
             log=work / "simulate.log")
     run_path = work / "timing_vae_default"
-    from cryoscape.runs import RunDir
+    from cryoscape.runs import LandscapeLayout, RunDir
 
     if not (run_path / "config.yaml").exists() or RunDir(run_path).latest_epoch() != 1:
         cli("train-vae", str(data / "particles.star"), "--zdim", "8", "-n", "1", "-b", "32", "--overwrite", "-o",
             str(run_path), log=work / "train_timing.log")
     out = work / "timing_landscape"
-    seconds = cli("analyze-landscape", str(run_path), "--sketch-size", "500", "--skip-umap", "-o", str(out),
-                  log=work / "timing.log")
-    summary = json.loads((out / "landscape.json").read_text())
+    seconds = cli("analyze-landscape", str(run_path), "--sketch-size", "500", "--skip-umap", "--overwrite", "-o",
+                  str(out), log=work / "timing.log")  # a rerun replaces its own earlier result
+    summary = json.loads(LandscapeLayout(out).summary.read_text())
     return {"run": shown(run_path), "architecture": "default (enc/dec 256x3), zdim 8", "maps": 500, "box": 64,
             "wall_seconds": seconds, "internal_timings": summary["timings"], "goal_seconds_idle_2_cores": 180,
             "load_average_1min_at_end": os.getloadavg()[0]}

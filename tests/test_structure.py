@@ -37,9 +37,9 @@ def _run_folder_names() -> set[str]:
 _BUILT_PREFIXES = ("kmeans", "analyze.", "landscape.", "traversals.", "weights.", "z.", "reconstruct.", "pc",
                    "state_", "poses.")
 
-#: Modules that name cryoDRGN's own folder layout (a different folder kind, read as it is) and the training
-#: files' owner itself.
-_ALLOWED = {SRC / "cryodrgn_run.py", SRC / "cli" / "export_cryodrgn.py"}
+#: Modules that name another folder kind than a run folder: cryoDRGN's own folder layout (read as it is) and the
+#: simulator's *dataset* folder (its config.yaml and gt_volumes/state_NNN.mrc are a dataset's files, not a run's).
+_ALLOWED = {SRC / "cryodrgn_run.py", SRC / "cli" / "export_cryodrgn.py", SRC / "simulate" / "simulator.py"}
 
 
 def _spellings(path: Path, names: set[str]) -> list[str]:

@@ -118,18 +118,34 @@ def test_api_and_cli_give_the_same_numbers(analysis_2d, trained_run):
     np.testing.assert_allclose(coords, np.linspace(lo, hi, N_PER_PC), atol=1e-5)
 
 
-def test_notebook_executes_headless(analysis_2d):
+def _execute_notebook(folder: Path) -> list:
+    """Run ``folder/analyze.ipynb`` headless; returns the PNG outputs (asserting no cell failed)."""
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(analysis_2d / "analyze.ipynb", as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(analysis_2d)}}
-                   ).execute()
+    nb = nbformat.read(folder / "analyze.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+
+
+def test_notebook_executes_headless(analysis_2d):
+    images = _execute_notebook(analysis_2d)
     assert len(images) >= 8  # learning curve, variance, 3 PCA, 3 UMAP, clusters, map montage
     assert (analysis_2d / "notebook_figures" / "kmeans_pca.png").is_file()
+
+
+def test_notebook_of_a_1d_latent_executes_headless(analysis_1d, trained_run_1d):
+    from cryoscape.analysis.notebook import write_notebook
+    from cryoscape.runs.layout import AnalysisLayout
+
+    run = TrainedRun.open(trained_run_1d)
+    write_notebook(AnalysisLayout(analysis_1d).notebook, run.path, run.epoch, analysis_1d, k=K, seed=0, zdim=1)
+    images = _execute_notebook(analysis_1d)
+    assert len(images) == 4  # learning curve, histogram of z, z against index, map montage
+    assert (analysis_1d / "notebook_figures" / "z_hist.png").is_file()
+    assert not (analysis_1d / "notebook_figures" / "kmeans_pca.png").exists()
 
 
 def test_zdim1_histogram_and_percentile_maps(analysis_1d, trained_run_1d):
@@ -222,14 +238,14 @@ def test_an_earlier_analysis_is_replaced_only_with_overwrite(trained_run, tmp_pa
 
 
 def test_a_failed_analysis_leaves_no_folder_and_keeps_the_earlier_one(trained_run, tmp_path, monkeypatch):
-    from cryoscape.analysis import analyze, plots
+    from cryoscape.analysis import analyze
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
     run = TrainedRun.open(trained_run)
     config = analyze.AnalyzeConfig(ksample=2, skip_vol=True, skip_umap=True, notebook=False)
-    monkeypatch.setattr(plots, "plot_clusters", broken)
+    monkeypatch.setattr(analyze, "plot_clusters", broken)
     with pytest.raises(RuntimeError):
         analyze.run_analysis(run, config, tmp_path / "new" / "a")
     assert list(tmp_path.iterdir()) == []
@@ -246,7 +262,7 @@ def test_positional_epoch_and_learning_curve_from_provenance(trained_run, tmp_pa
 
     import yaml
 
-    from cryoscape.analysis.analyze import read_learning_curve
+    from cryoscape.training.learning_curve import read_learning_curve
 
     out = tmp_path / "a"
     assert main(["analyze", str(trained_run), "1", *_quick("-o", str(out))]) == 0
@@ -259,7 +275,7 @@ def test_positional_epoch_and_learning_curve_from_provenance(trained_run, tmp_pa
     # a run without provenance.yaml (older runs): run.log's rounded values
     old = tmp_path / "old"
     shutil.copytree(trained_run, old, ignore=shutil.ignore_patterns("analyze.*", "landscape.*", "provenance.yaml"))
-    curve = read_learning_curve(TrainedRun.open(old))
+    curve = read_learning_curve(TrainedRun.open(old).run_dir)
     assert curve["epoch"].tolist() == [1, 2]
     np.testing.assert_allclose(curve["loss"], [losses[1], losses[2]], rtol=1e-3)
     assert curve["loss"].tolist() != [losses[1], losses[2]]

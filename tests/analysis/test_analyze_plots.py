@@ -1,12 +1,14 @@
-"""The analysis plots through analysis.plots / analysis.volumes: the learning curve (provenance.yaml, else
-run.log), the joint and cluster plots (valid PNGs, every kind) and the montage of a written map series."""
+"""The analysis figures: the learning curve (provenance.yaml, else run.log), the joint and cluster plots (valid
+PNGs, every kind) and the montage of a written map series (analysis.volumes)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cryoscape.analysis import plots
+from cryoscape.plotting.curves import plot_learning_curve
+from cryoscape.plotting.latent import plot_clusters, plot_joint
+from cryoscape.training.learning_curve import read_learning_curve
 
 
 def test_learning_curve_reads_epoch_lines_and_keeps_the_last_of_a_resumed_epoch(tmp_path):
@@ -18,17 +20,17 @@ def test_learning_curve_reads_epoch_lines_and_keeps_the_last_of_a_resumed_epoch(
         "2026-01-01 00:00:03  resuming from weights.1.pt\n"
         "2026-01-01 00:00:04  epoch 2/3: loss 1.25, mse 1.15, kl 0.45, beta 1 (2.0 s, 200 images/s)\n"
         "2026-01-01 00:00:05  epoch 3/3: loss 1e-1, mse 9.5e-2, kl 5e-3, beta 1 (2.0 s, 200 images/s)\n")
-    curve = plots.read_learning_curve(log)
+    curve = read_learning_curve(log)
     np.testing.assert_array_equal(curve["epoch"], [1, 2, 3])
     np.testing.assert_allclose(curve["loss"], [1.5, 1.25, 0.1])
     np.testing.assert_allclose(curve["mse"], [1.4, 1.15, 0.095])
     np.testing.assert_allclose(curve["kl"], [0.25, 0.45, 0.005])
-    path = plots.plot_learning_curve(curve, tmp_path / "curve.png", mark_epoch=2)
+    path = plot_learning_curve(curve, tmp_path / "curve.png", mark_epoch=2)
     assert path.read_bytes()[:4] == b"\x89PNG"
     homogeneous = tmp_path / "nn.log"
     homogeneous.write_text("x  epoch 1/1: loss 2, mse 2 (1.0 s, 10 images/s)\n")
-    assert np.isnan(plots.read_learning_curve(homogeneous)["kl"]).all()
-    assert len(plots.read_learning_curve(tmp_path / "missing.log")["epoch"]) == 0
+    assert np.isnan(read_learning_curve(homogeneous)["kl"]).all()
+    assert len(read_learning_curve(tmp_path / "missing.log")["epoch"]) == 0
 
 
 @pytest.mark.parametrize("kind", ["scatter", "hexbin", "contour"])
@@ -36,18 +38,18 @@ def test_joint_plots_write_pngs(tmp_path, kind):
     rng = np.random.default_rng(0)
     xy = rng.standard_normal((3000, 2))
     color = xy[:, 0] if kind == "scatter" else None
-    path = plots.plot_joint(xy, tmp_path / f"{kind}.png", kind=kind, xlabel="PC1", ylabel="PC2", color=color,
+    path = plot_joint(xy, tmp_path / f"{kind}.png", kind=kind, xlabel="PC1", ylabel="PC2", color=color,
                             color_label="x")
     assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 10000
     with pytest.raises(ValueError):
-        plots.plot_joint(xy, tmp_path / "bad.png", kind="violin", xlabel="a", ylabel="b")
+        plot_joint(xy, tmp_path / "bad.png", kind="violin", xlabel="a", ylabel="b")
 
 
 def test_cluster_plot_with_more_than_twenty_clusters(tmp_path):
     rng = np.random.default_rng(1)
     xy = rng.standard_normal((500, 2))
     labels = rng.integers(0, 25, 500)
-    path = plots.plot_clusters(xy, labels, xy[:25], tmp_path / "k25.png", xlabel="PC1", ylabel="PC2")
+    path = plot_clusters(xy, labels, xy[:25], tmp_path / "k25.png", xlabel="PC1", ylabel="PC2")
     assert path.stat().st_size > 10000
 
 
@@ -62,7 +64,6 @@ def _provenance(tmp_path, records):
 
 def test_learning_curve_comes_from_provenance_first_with_the_last_record_of_an_epoch(tmp_path):
     from cryoscape.runs import RunDir
-    from cryoscape.training.learning_curve import read_learning_curve
 
     run = _provenance(tmp_path, [
         {"epochs": [{"epoch": 1, "loss": 1.5, "mse": 1.4, "kl": 0.25},
@@ -71,8 +72,9 @@ def test_learning_curve_comes_from_provenance_first_with_the_last_record_of_an_e
                     {"epoch": 3, "loss": 0.1234567891, "mse": 0.095, "kl": 0.005}]},
     ])
     (run / "run.log").write_text("x  epoch 1/1: loss 9, mse 9, kl 9, beta 1 (1.0 s, 10 images/s)\n")
-    for source in (run, RunDir(run), run / "run.log"):
-        curve = read_learning_curve(source) if source != run / "run.log" else plots.read_learning_curve(source)
+    assert read_learning_curve(run / "run.log")["loss"].tolist() == [9.0]  # a log file given: that log only
+    for source in (run, RunDir(run)):
+        curve = read_learning_curve(source)
         np.testing.assert_array_equal(curve["epoch"], [1, 2, 3])
         np.testing.assert_allclose(curve["loss"], [1.5, 1.25, 0.1234567891])  # full precision, not the log's
         np.testing.assert_allclose(curve["kl"], [0.25, 0.45, 0.005])

@@ -97,7 +97,7 @@ def test_select_thresholds_gmm_state_and_file(trained_run, tmp_path, capsys):
     np.testing.assert_array_equal(read_index(tmp_path / "f.txt"), run.indices[keep & (labels == 2)])
     # default output: RUN/selections, named by the epoch and the criteria; the positional EPOCH is read
     _ok("select", run_dir, run.epoch, "--kmeans", K, "--clusters", 4)
-    default = run.run_dir.selections.selection(f"epoch{run.epoch}_kmeans{K}_4")
+    default = run.run_dir.selections.selection(f"epoch{run.epoch}_k{K}-c4")
     np.testing.assert_array_equal(read_index(default), run.indices[labels == 4])
 
 

@@ -105,10 +105,10 @@ def test_montage_rows_are_an_evenly_spaced_subset_with_both_ends():
 
 
 def test_write_traversal_writes_points_path_summary_maps_and_a_capped_labelled_montage(tmp_path, monkeypatch):
-    from cryoscape.analysis import volumes
+    from cryoscape.plotting import maps
 
     drawn = {}
-    monkeypatch.setattr(volumes, "write_montage", lambda maps, path, labels=None, title="": drawn.update(
+    monkeypatch.setattr(maps, "write_montage", lambda maps, path, labels=None, title="": drawn.update(
         rows=len(maps), labels=labels, title=title) or Path(path))
     rng = np.random.default_rng(5)
     run = _Latents(np.cumsum(rng.normal(0.1, 0.02, (60, 1)), axis=0))  # a curve, in order

@@ -65,3 +65,23 @@ def test_montage_refuses_labels_that_do_not_match(tmp_path):
         maps.write_montage(_series(3), tmp_path / "m.png", labels=["a", "b"])
     with pytest.raises(ValueError, match="no maps"):
         maps.montage_figure([], [])
+
+
+def test_paired_montage_reads_and_keeps_each_side_on_its_own_scale():
+    generated = _series(8)
+    truth = [100.0 * v + 5.0 for v in _series(8, box=24)]  # another box and another scale
+    labels = [f"{i + 1}: latent PC1={0.3 * i - 1:.2g}" for i in range(8)]
+    truth_labels = [f"state_{3 * i:03d}.mrc\n{10 * i}°" for i in range(8)]
+    fig = maps.paired_montage_figure(
+        generated, truth, labels, truth_labels,
+        title="Generated maps along latent PC1 (left, pc1/vol_001…) next to the true map of the nearest hinge "
+              "angle (right)\nepoch 25, 1000 particles, zdim 8")
+    assert_readable(fig)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 8 * 6
+    left, right = images[0].get_clim(), images[5].get_clim()
+    assert right[0] > left[1]  # the true maps' grey scale is their own, not the generated maps'
+    shown = [t.get_text() for ax in fig.axes for t in (ax.yaxis.label,) if t.get_text()]
+    assert shown == [x for pair in zip(labels, truth_labels) for x in pair]
+    with pytest.raises(ValueError, match="one of each per row"):
+        maps.paired_montage_figure(generated, truth[:7], labels, truth_labels)

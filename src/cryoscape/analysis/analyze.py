@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from cryoscape.analysis import plots
 from cryoscape.analysis.api import TrainedRun
 from cryoscape.analysis.latent import (
     PCA,
@@ -47,7 +46,11 @@ from cryoscape.analysis.outputs import OutputRecorder, check_new_folder, staged_
 from cryoscape.analysis.volumes import describe_series
 from cryoscape.configio import check_range, option
 from cryoscape.errors import InputError
-from cryoscape.runs.layout import AnalysisLayout, SeriesLayout
+from cryoscape.plotting.curves import plot_explained_variance, plot_learning_curve
+from cryoscape.plotting.labels import pc_label, umap_label
+from cryoscape.plotting.latent import plot_clusters, plot_histogram_1d, plot_joint, plot_pc_traversal, plot_z_vs_index
+from cryoscape.runs.layout import AnalysisLayout, SeriesLayout, series_names
+from cryoscape.training.learning_curve import read_learning_curve
 
 log = logging.getLogger("cryoscape.analysis")
 
@@ -191,14 +194,6 @@ class AnalyzeResult:
         return AnalysisLayout(self.out_dir)
 
 
-def read_learning_curve(run: TrainedRun) -> dict[str, np.ndarray]:
-    """Per-epoch losses of ``run``: from ``provenance.yaml``, else (older runs) from ``run.log``."""
-    from cryoscape.training.provenance import read_epoch_losses
-
-    curve = read_epoch_losses(run.run_dir)
-    return curve if curve is not None else plots.read_learning_curve(run.run_dir.log_path)
-
-
 def check_analysis(run: TrainedRun, config: AnalyzeConfig) -> None:
     """Refuse, before any work, what the run cannot give: no latent space, a bad box, too few particles …"""
     if run.zdim == 0:
@@ -237,7 +232,7 @@ def compute_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig()) -
     n, zdim = z.shape
     log.info("analysing %s, epoch %d: %d particles, zdim %d", run.path.name, run.epoch, n, zdim)
     t0 = time.perf_counter()
-    curve = read_learning_curve(run)
+    curve = read_learning_curve(run.run_dir)
     t1 = _lap(seconds, "learning_curve", t0)
     pca = fit_pca(z)
     pcs = pca.transform(z).astype(np.float32)
@@ -253,7 +248,7 @@ def compute_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig()) -
     k = config.ksample
     centres = MapSeries(folder=lambda layout: layout.kmeans(k), points=np.atleast_2d(km.centers),
                         title=f"k-means centres (K = {k}) — {header}",
-                        labels=tuple(f"{j + 1} (n={int(km.sizes[j])})" for j in range(k)))
+                        labels=_cluster_labels(km.sizes))
     series = [centres]
     traversals = []
     if zdim == 1:
@@ -272,6 +267,13 @@ def compute_analysis(run: TrainedRun, config: AnalyzeConfig = AnalyzeConfig()) -
 
 def _header(run: TrainedRun, n: int, zdim: int) -> str:
     return f"{run.path.name}, epoch {run.epoch}: {n} particles, zdim {zdim}"
+
+
+def _cluster_labels(sizes: np.ndarray) -> tuple[str, ...]:
+    """Montage row labels of the k-means centre maps: ``vol_001`` over ``cluster 1 (n=36)``."""
+    names = series_names(len(sizes))
+    return tuple(f"{Path(name).stem}\ncluster {j + 1} (n={int(size)})" for j, (name, size) in
+                 enumerate(zip(names, sizes)))
 
 
 def _lap(seconds: dict[str, float], name: str, t0: float) -> float:
@@ -332,7 +334,7 @@ def write_analysis(result: AnalysisResult, layout: AnalysisLayout,
 
 def _write_curve(result: AnalysisResult, layout: AnalysisLayout, rec: OutputRecorder) -> None:
     if len(result.learning_curve["epoch"]):
-        rec.add(plots.plot_learning_curve(
+        rec.add(plot_learning_curve(
             result.learning_curve, layout.figure("learning_curve.png"), mark_epoch=result.run.epoch,
             title=f"learning curve ({result.run.path.name}; analysed epoch dotted)"))
 
@@ -343,43 +345,43 @@ def _write_latent_views(result: AnalysisResult, layout: AnalysisLayout, rec: Out
     rec.save_npy(layout.pca, pcs)
     if result.zdim == 1:
         marks = percentile_points(z, PERCENTILES)[:, 0]
-        rec.add(plots.plot_histogram_1d(z[:, 0], layout.figure("z_hist.png"), xlabel="z", marks=marks,
-                                        title=f"{header}\nred lines: the 5th, 15th … 95th percentiles (maps)"),
-                plots.plot_z_vs_index(result.run.indices, z[:, 0], layout.figure("z_vs_index.png"), ylabel="z",
-                                      title=f"latent z against particle index ({header})"))
+        rec.add(plot_histogram_1d(z[:, 0], layout.figure("z_hist.png"), xlabel="z", marks=marks,
+                                  title=f"{header}\nred lines: the 5th, 15th … 95th percentiles (maps)"),
+                plot_z_vs_index(result.run.indices, z[:, 0], layout.figure("z_vs_index.png"), ylabel="z",
+                                title=f"latent z against particle index ({header})"))
         return
-    rec.add(plots.plot_explained_variance(ratio, layout.figure("pca_explained_variance.png"),
-                                          title=f"PCA of the latent space ({header})"))
+    rec.add(plot_explained_variance(ratio, layout.figure("pca_explained_variance.png"),
+                                    title=f"PCA of the latent space ({header})"))
     for kind in JOINT_KINDS:
-        rec.add(plots.plot_joint(pcs[:, :2], layout.figure(f"z_pca_{kind}.png"), kind=kind,
-                                 xlabel=f"PC1 ({100 * ratio[0]:.1f} %)", ylabel=f"PC2 ({100 * ratio[1]:.1f} %)",
-                                 title=f"latent PCA ({kind}) — {header}"))
+        rec.add(plot_joint(pcs[:, :2], layout.figure(f"z_pca_{kind}.png"), kind=kind,
+                           xlabel=pc_label(0, ratio[0]), ylabel=pc_label(1, ratio[1]),
+                           title=f"latent PCA ({kind}) — {header}"))
     if result.umap is not None:
         rec.save_npy(layout.umap, result.umap)
         for kind in JOINT_KINDS:
-            rec.add(plots.plot_joint(result.umap, layout.figure(f"umap_{kind}.png"), kind=kind, xlabel="UMAP1",
-                                     ylabel="UMAP2", title=f"latent UMAP ({kind}) — {header}"))
+            rec.add(plot_joint(result.umap, layout.figure(f"umap_{kind}.png"), kind=kind, xlabel=umap_label(0),
+                               ylabel=umap_label(1), title=f"latent UMAP ({kind}) — {header}"))
 
 
 def _write_kmeans_files(result: AnalysisResult, layout: AnalysisLayout, rec: OutputRecorder) -> None:
     """labels.txt, centers.txt, centers_ind.txt and the cluster figures."""
-    km, k, header = result.kmeans, result.config.ksample, result.header
+    km, k, header, ratio = result.kmeans, result.config.ksample, result.header, result.pca.explained_variance_ratio
     folder = layout.kmeans(k)
     rec.save_txt(folder.labels, km.labels + 1, "%d")
     rec.save_txt(folder.centers, np.atleast_2d(km.centers), "%.6g")
     rec.save_txt(folder.centers_ind, result.centers_ind, "%d")
     rows = km.on_data_indices
     if result.zdim == 1:
-        rec.add(plots.plot_histogram_1d(result.z[:, 0], folder.figure("z_hist.png"), xlabel="z",
-                                        marks=km.centers[:, 0],
-                                        title=f"k-means K = {k}: red lines at the on-data centres"))
+        rec.add(plot_histogram_1d(result.z[:, 0], folder.figure("z_hist.png"), xlabel="z", marks=km.centers[:, 0],
+                                  title=f"k-means K = {k}: red lines at the on-data centres"))
         return
-    rec.add(plots.plot_clusters(result.pcs[:, :2], km.labels, result.pcs[rows, :2], folder.figure("z_pca.png"),
-                                xlabel="PC1", ylabel="PC2", title=f"k-means K = {k} in PCA coordinates — {header}"))
+    rec.add(plot_clusters(result.pcs[:, :2], km.labels, result.pcs[rows, :2], folder.figure("z_pca.png"),
+                          xlabel=pc_label(0, ratio[0]), ylabel=pc_label(1, ratio[1]),
+                          title=f"k-means K = {k} in PCA coordinates — {header}"))
     if result.umap is not None:
-        rec.add(plots.plot_clusters(result.umap, km.labels, result.umap[rows], folder.figure("umap.png"),
-                                    xlabel="UMAP1", ylabel="UMAP2",
-                                    title=f"k-means K = {k} in UMAP coordinates — {header}"))
+        rec.add(plot_clusters(result.umap, km.labels, result.umap[rows], folder.figure("umap.png"),
+                              xlabel=umap_label(0), ylabel=umap_label(1),
+                              title=f"k-means K = {k} in UMAP coordinates — {header}"))
 
 
 def _write_series(result: AnalysisResult, series: MapSeries, layout: AnalysisLayout,
@@ -401,14 +403,11 @@ def _write_series(result: AnalysisResult, series: MapSeries, layout: AnalysisLay
 
 
 def _write_traversal_figures(result: AnalysisResult, layout: AnalysisLayout, rec: OutputRecorder) -> None:
-    """``traversal.png`` of each PC traversal: its points over the particles in (PC i, another PC)."""
+    """``traversal.png`` of each PC traversal: its points over the particles in PC1/PC2, as the PCA plots."""
+    pca = result.pca
     for t in result.traversals:
-        i = t.pc - 1
-        other = 1 if i == 0 else 0
-        rec.add(plots.plot_traversal_points(
-            result.pcs[:, [i, other]], result.pca.transform(t.series.points)[:, [i, other]],
-            layout.pc(t.pc).figure("traversal.png"), xlabel=f"PC{t.pc}", ylabel=f"PC{other + 1}",
-            title=f"PC{t.pc} traversal points (numbered as the maps)"))
+        rec.add(plot_pc_traversal(result.pcs, pca.transform(t.series.points), layout.pc(t.pc).figure("traversal.png"),
+                                  pc=t.pc - 1, ratio=pca.explained_variance_ratio))
 
 
 def analysis_summary(result: AnalysisResult, series_info: list[dict[str, Any]], seconds: dict[str, float],

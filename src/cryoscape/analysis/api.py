@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cryoscape.errors import InputError
-from cryoscape.runs.layout import AnalysisLayout, LandscapeLayout
+from cryoscape.runs.layout import AnalysisLayout, LandscapeLayout, series_names
 
 if TYPE_CHECKING:
     from cryoscape.runs import RunDir
@@ -47,12 +47,6 @@ class MapSeriesFiles:
     maps: list[Path]
     z_path: Path
     voxel_size_angstrom: float
-
-
-def series_names(count: int, prefix: str = "vol_", first: int = 1) -> list[str]:
-    """File names ``<prefix>001.mrc`` … for ``count`` maps, numbered from ``first`` (1-based by default)."""
-    width = max(3, len(str(first + count - 1)))
-    return [f"{prefix}{i:0{width}d}.mrc" for i in range(first, first + count)]
 
 
 def resolve_run_path(value: str | None, run_path: Path) -> Path | None:

@@ -18,9 +18,9 @@ import numpy as np
 
 from cryoscape.analysis.api import TrainedRun
 from cryoscape.analysis.latent import first_component, spearman_with_truth
-from cryoscape.analysis.plots import plot_latent_vs_truth, pyplot, save_figure
-from cryoscape.analysis.volumes import map_views
 from cryoscape.configio import check_range, option
+from cryoscape.plotting.latent import plot_latent_vs_truth
+from cryoscape.plotting.maps import write_paired_montage
 from cryoscape.runs.layout import AnalysisLayout, SeriesLayout
 
 
@@ -76,37 +76,6 @@ def _truth_coordinate(points_c: np.ndarray, particle_c: np.ndarray, truth: np.nd
         near = np.argsort(np.abs(particle_c - c))[:k]
         out.append(float(np.median(truth[near])))
     return np.asarray(out)
-
-
-def write_motion_montage(generated: list[np.ndarray], truth: list[np.ndarray], labels: list[str],
-                         truth_labels: list[str], path: str | os.PathLike, title: str) -> Path:
-    """Rows: points along the latent coordinate; columns: projections x, y, z of the generated map, then of the
-    matched true map. Each side has its own grey scale (the decoder's maps are on the normalised image scale)."""
-    plt = pyplot()
-    gen = [map_views(v)[3:] for v in generated]
-    tru = [map_views(v)[3:] for v in truth]
-    g_lo, g_hi = np.percentile(np.concatenate([p.ravel() for row in gen for p in row]), [0.5, 99.5])
-    t_lo, t_hi = np.percentile(np.concatenate([p.ravel() for row in tru for p in row]), [0.5, 99.5])
-    n = len(gen)
-    cell = 1.2
-    fig, axes = plt.subplots(n, 6, figsize=(6 * cell + 2.2, n * cell + 0.9), dpi=100, squeeze=False)
-    names = ("proj. x", "proj. y", "proj. z")
-    for i in range(n):
-        for j in range(6):
-            ax = axes[i, j]
-            image, lo, hi = (gen[i][j], g_lo, g_hi) if j < 3 else (tru[i][j - 3], t_lo, t_hi)
-            ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, origin="lower",
-                      interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(("generated " if j < 3 else "true ") + names[j % 3], fontsize=8)
-        axes[i, 0].set_ylabel(labels[i], fontsize=7, rotation=0, ha="right", va="center")
-        axes[i, 5].yaxis.set_label_position("right")
-        axes[i, 5].set_ylabel(truth_labels[i], fontsize=7, rotation=0, ha="left", va="center")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path)
 
 
 def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> DemoResult:
@@ -206,7 +175,7 @@ def compare_with_truth(run: TrainedRun, dataset_dir: str | os.PathLike, maps_dir
     truth_angle = np.interp(gt_coord[nearest], coord[order], angle[order])
     labels = [f"{i + 1}: {what}={c:.2g}" for i, c in enumerate(points_c)]
     truth_labels = [f"{gt['file'][j]}\n{a:.0f}°" for j, a in zip(nearest, truth_angle)]
-    motion_path = write_motion_montage(
+    motion_path = write_paired_montage(
         generated, truth_maps, labels, truth_labels, out / "motion.png",
         title=f"Generated maps along {what} (left, {maps_dir.name}/vol_001…) next to the true map of the nearest "
               f"hinge angle (right)\nepoch {run.epoch}, {len(z)} particles, zdim {run.zdim}")

@@ -26,17 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from cryoscape.analysis.api import TrainedRun, series_names
+from cryoscape.analysis.api import TrainedRun
 from cryoscape.analysis.outputs import OutputRecorder, check_new_folder, staged_folder
 from cryoscape.configio import check_choice, check_range, option
 from cryoscape.errors import InputError
-from cryoscape.runs.layout import AnalysisLayout, LandscapeLayout, SeriesLayout
+from cryoscape.runs.layout import AnalysisLayout, LandscapeLayout, SeriesLayout, series_names
 
 log = logging.getLogger("cryoscape.analysis")
 
 LINKAGES = ("ward", "average", "complete", "single")
 MONTAGE_ROWS = 24
-SCATTER_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -369,8 +368,10 @@ def _write_pictures(result: LandscapeResult, layout: LandscapeLayout, means: lis
                     rec: OutputRecorder) -> list[str]:
     """Montages and ChimeraX scripts of the state means and the centre maps, and the plots; returns the plots'
     names."""
-    from cryoscape.analysis.volumes import describe_series, write_chimerax_script, write_montage
+    from cryoscape.analysis.volumes import describe_series
     from cryoscape.io.mrc import read_mrc
+    from cryoscape.plotting.chimerax import write_chimerax_script
+    from cryoscape.plotting.maps import shown_rows, write_montage
 
     m, k, pops = result.n_states, len(result.maps.paths), result.populations
     states, centres = result.centre_state, layout.centres
@@ -378,7 +379,7 @@ def _write_pictures(result: LandscapeResult, layout: LandscapeLayout, means: lis
                              title=f"{Path(result.run.path).name}: {m} landscape states (mean maps)",
                              labels=[f"state {s} ({pops[s - 1]})" for s in range(1, m + 1)]))
     order = np.lexsort((np.arange(k), states))
-    shown = order[np.unique(np.linspace(0, k - 1, min(k, MONTAGE_ROWS)).round().astype(int))]
+    shown = order[shown_rows(k, MONTAGE_ROWS)]  # only the maps shown are read
     rec.add(write_montage([read_mrc(result.maps.paths[j])[0] for j in shown], centres.montage,
                           labels=[f"vol_{j + 1:03d} s{states[j]}" for j in shown],
                           title=f"{len(shown)} of {k} centre maps, by state"))
@@ -465,59 +466,19 @@ def _latent_2d(run: TrainedRun, z: np.ndarray, skip_umap: bool) -> dict[str, np.
 
 def _plots(result: LandscapeResult, layout: LandscapeLayout) -> list[Path]:
     """state_populations.png, volume_pca_states.png, z_<view>_states.png (and z_states.png for zdim 1)."""
-    from cryoscape.analysis.plots import pyplot, save_figure
+    from cryoscape.plotting.landscape import (
+        plot_latent_states,
+        plot_state_populations,
+        plot_volume_pca_states,
+        plot_z_states,
+    )
 
-    plt = pyplot()
-    m, coords, ratio, sizes = result.n_states, result.coords, result.ratio, result.sketch.sizes
-    cmap = plt.get_cmap("tab10" if m <= 10 else "tab20")
-    colours = [cmap(i % cmap.N) for i in range(m)]
-    written = []
-
-    def save(fig, name: str) -> None:
-        fig.tight_layout()
-        written.append(save_figure(fig, layout.figure(name)))
-
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * m + 2), 3.5), dpi=120)
-    ax.bar(np.arange(1, m + 1), result.populations, color=colours)
-    ax.set_xticks(np.arange(1, m + 1))
-    ax.set(xlabel="state", ylabel="particles", title="state populations")
-    save(fig, "state_populations.png")
-
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
-    for s in range(1, m + 1):
-        sel = result.centre_state == s
-        y = coords[sel, 1] if coords.shape[1] > 1 else np.zeros(sel.sum())
-        ax.scatter(coords[sel, 0], y, s=10 + 90 * sizes[sel] / max(1, sizes.max()), color=colours[s - 1],
-                   label=f"state {s}", alpha=0.8, linewidths=0)
-    ax.set_xlabel(f"volume PC1 ({100 * ratio[0]:.1f}%)")
-    ax.set_ylabel(f"volume PC2 ({100 * ratio[1]:.1f}%)" if len(ratio) > 1 else "")
-    ax.set_title("centre maps (size ∝ particles)")
-    ax.legend(fontsize=7, markerscale=0.8)
-    save(fig, "volume_pca_states.png")
-    _plot_latent_states(result, colours, plt, save)
-    return written
-
-
-def _plot_latent_states(result: LandscapeResult, colours: list, plt: Any, save: Any) -> None:
-    """The particles in 2-D views of z (or a histogram of a 1-D z), coloured by state."""
-    z, state, m = result.run.z, result.particle_state, result.n_states
-    rng = np.random.default_rng(0)
-    shown = np.arange(len(z)) if len(z) <= SCATTER_MAX else np.sort(rng.choice(len(z), SCATTER_MAX, replace=False))
-    for key, view in _latent_2d(result.run, z, result.config.skip_umap).items():
-        fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
-        for s in range(1, m + 1):
-            sel = shown[state[shown] == s]
-            ax.scatter(view[sel, 0], view[sel, 1], s=2, color=colours[s - 1], label=f"state {s}", alpha=0.5,
-                       linewidths=0, rasterized=True)
-        ax.set(xlabel=f"{key.upper()}1", ylabel=f"{key.upper()}2", title=f"latent {key.upper()} coloured by "
-               "landscape state")
-        ax.legend(fontsize=7, markerscale=4)
-        save(fig, f"z_{key}_states.png")
+    m, z, state = result.n_states, result.run.z, result.particle_state
+    written = [plot_state_populations(result.populations, layout.figure("state_populations.png")),
+               plot_volume_pca_states(result.coords, result.ratio, result.centre_state, result.sketch.sizes, m,
+                                      layout.figure("volume_pca_states.png"))]
+    for view, xy in _latent_2d(result.run, z, result.config.skip_umap).items():
+        written.append(plot_latent_states(xy, state, m, view, layout.figure(f"z_{view}_states.png")))
     if z.shape[1] == 1:
-        fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-        bins = np.linspace(z.min(), z.max(), 60)
-        for s in range(1, m + 1):
-            ax.hist(z[state == s, 0], bins=bins, color=colours[s - 1], label=f"state {s}", alpha=0.7)
-        ax.set(xlabel="z", ylabel="particles")
-        ax.legend(fontsize=7)
-        save(fig, "z_states.png")
+        written.append(plot_z_states(z[:, 0], state, m, layout.figure("z_states.png")))
+    return written

@@ -61,12 +61,13 @@ class SelectionConfig:
         return bool(self.clusters or self.components or self.threshold or self.state or self.from_file)
 
     def name(self) -> str:
-        """A file name describing the criteria: ``kmeans20_1-2``, ``gmm4_2_pc1gt1.5`` …"""
+        """A file name describing the criteria: ``k20-c1-2`` (k-means K = 20, clusters 1 and 2), ``gmm4-c2_pc1gt1.5``
+        (GMM of 4 components, component 2, PC1 > 1.5) …"""
         parts = []
         if self.kmeans is not None:
-            parts.append(f"kmeans{self.kmeans}_" + "-".join(str(c) for c in self.clusters))
+            parts.append(f"k{self.kmeans}-c" + "-".join(str(c) for c in self.clusters))
         if self.gmm is not None:
-            parts.append(f"gmm{self.gmm}_" + "-".join(str(c) for c in self.components))
+            parts.append(f"gmm{self.gmm}-c" + "-".join(str(c) for c in self.components))
         for text in self.threshold:
             parts.append("".join(ch if ch.isalnum() or ch in ".-" else {"<": "lt", ">": "gt", "=": "e"}.get(ch, "")
                                  for ch in text))

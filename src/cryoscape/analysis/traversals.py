@@ -468,8 +468,9 @@ def _write(run: TrainedRun, traversal: Traversal, series: SeriesLayout, maps: Ma
 def _write_pictures(map_paths: list[Path], traversal: Traversal, series: SeriesLayout,
                     voxel_size_angstrom: float | None) -> list[Path]:
     """Montage (an evenly spaced subset of rows, each labelled with its map number) and ChimeraX script."""
-    from cryoscape.analysis.volumes import contour_level, write_chimerax_script, write_montage
     from cryoscape.io.mrc import read_mrc
+    from cryoscape.plotting.chimerax import write_chimerax_script
+    from cryoscape.plotting.maps import contour_level, write_montage
 
     rows = montage_rows(len(map_paths))
     shown = [np.asarray(read_mrc(map_paths[i])[0], dtype=np.float32) for i in rows]

@@ -1,9 +1,9 @@
 """Pictures of a written map series: a montage PNG and a ChimeraX movie script (.cxc).
 
-Every map series written by the analysis commands (k-means centres, PC and graph traversals, landscape states)
-gets both, so a user sees the series at a glance and plays it in ChimeraX with one command. The drawing lives in
-:mod:`cryoscape.plotting.maps` and :mod:`cryoscape.plotting.chimerax` (their names are re-exported here until
-every caller imports from there); :func:`describe_series` reads the maps back and calls them.
+Every map series written by the analysis commands (k-means centres, PC traversals, landscape states) gets both,
+so a user sees the series at a glance and plays it in ChimeraX with one command. The drawing lives in
+:mod:`cryoscape.plotting.maps` and :mod:`cryoscape.plotting.chimerax`; :func:`describe_series` reads the maps
+back from their files and calls them.
 """
 
 from __future__ import annotations
@@ -16,18 +16,9 @@ import numpy as np
 
 from cryoscape.plotting.chimerax import write_chimerax_script
 from cryoscape.plotting.figures import save_figure
-from cryoscape.plotting.maps import (
-    MONTAGE_MAX_MAPS,
-    VIEWS,
-    contour_level,
-    map_level_percentile,
-    map_views,
-    montage_figure,
-    shown_rows,
-    write_montage,
-)
+from cryoscape.plotting.maps import MONTAGE_MAX_MAPS, map_level_percentile, map_views, montage_figure, shown_rows
 
-__all__ = ["VIEWS", "contour_level", "describe_series", "map_views", "write_chimerax_script", "write_montage"]
+__all__ = ["describe_series"]
 
 
 def describe_series(map_paths: Sequence[str | os.PathLike], montage_path: str | os.PathLike,

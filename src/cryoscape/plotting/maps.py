@@ -183,3 +183,52 @@ def write_montage(maps: Sequence[np.ndarray], path: str | os.PathLike, labels: S
     rows = shown_rows(n, max_maps)
     fig = montage_figure([map_views(maps[i]) for i in rows], [labels[i] for i in rows], title, total=n)
     return save_figure(fig, path)
+
+
+def paired_montage_figure(generated: Sequence[np.ndarray], truth: Sequence[np.ndarray], labels: Sequence[str],
+                          truth_labels: Sequence[str], title: str = "") -> Figure:
+    """Generated maps next to their true maps: one row per pair, projections x, y, z of each side.
+
+    Parameters
+    ----------
+    generated, truth : sequences of ndarray (D, D, D) of one length; the true maps may have another box
+    labels : label of each generated map (left of its row)
+    truth_labels : label of each true map (right of its row)
+    title : figure title
+
+    Each side has its own grey scale (0.5th to 99.5th percentile of its projections): the decoder's maps are on
+    the normalised image scale, the true maps on their own.
+    """
+    n = len(generated)
+    if n == 0 or len(truth) != n or len(labels) != n or len(truth_labels) != n:
+        raise ValueError(f"{n} generated maps, {len(truth)} true maps, {len(labels)} and {len(truth_labels)} "
+                         "labels: give one of each per row")
+    sides = [[map_views(v)[3:] for v in maps] for maps in (generated, truth)]
+    scales = []
+    for side in sides:
+        lo, hi = np.percentile(np.concatenate([p.ravel() for row in side for p in row]), [0.5, 99.5])
+        scales.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
+    fig = new_figure(6 * CELL_IN + 2.2, n * CELL_IN + 0.9, dpi=DPI)
+    axes = fig.subplots(n, 6, squeeze=False)
+    for i in range(n):
+        for j in range(6):
+            side = j // 3
+            ax = axes[i, j]
+            ax.imshow(sides[side][i][j % 3], cmap="gray", vmin=scales[side][0], vmax=scales[side][1],
+                      origin="lower", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(("generated " if side == 0 else "true ") + VIEWS[3 + j % 3], fontsize=HEADER_SIZE)
+        axes[i, 0].set_ylabel(labels[i], fontsize=LABEL_SIZE - 1, rotation=0, ha="right", va="center")
+        axes[i, 5].yaxis.set_label_position("right")
+        axes[i, 5].set_ylabel(truth_labels[i], fontsize=LABEL_SIZE - 1, rotation=0, ha="left", va="center")
+    if title:
+        fig.suptitle(title, fontsize=TITLE_SIZE - 1)
+    return fig
+
+
+def write_paired_montage(generated: Sequence[np.ndarray], truth: Sequence[np.ndarray], labels: Sequence[str],
+                         truth_labels: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
+    """:func:`paired_montage_figure` as PNG (written atomically)."""
+    return save_figure(paired_montage_figure(generated, truth, labels, truth_labels, title), path)

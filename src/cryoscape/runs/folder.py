@@ -167,12 +167,13 @@ class RunDir:
         """Whether the folder already holds a training run (``config.yaml`` or a ``weights.N.pt``)."""
         return self.config_path.is_file() or bool(self.epochs())
 
-    def describe_contents(self) -> str:
-        """What the run holds, for a message: ``weights.1..3.pt`` (its checkpoints) or ``config.yaml``."""
+    def held_files_text(self) -> str:
+        """What the folder holds of a run, for messages: ``weights.1..3.pt`` (the checkpoints) or ``config.yaml``."""
         epochs = self.epochs()
-        if epochs:
-            return f"{self.weights_path(epochs[0]).name[:-3]}..{epochs[-1]}.pt"
-        return self.config_path.name
+        if not epochs:
+            return self.config_path.name
+        first, last = self.weights_path(epochs[0]).name, self.weights_path(epochs[-1]).name
+        return first if first == last else f"{first.rsplit('.', 1)[0]}..{epochs[-1]}.{last.rsplit('.', 1)[1]}"
 
     def run_files(self, after_epoch: int | None = None) -> list[Path]:
         """The run's own files and its analysis folders (those of epochs > ``after_epoch`` when given)."""

@@ -36,8 +36,12 @@ JOINT_KINDS = ("scatter", "hexbin", "contour")
 
 
 def series_names(count: int, prefix: str = SERIES_PREFIX, first: int = 1) -> list[str]:
-    """Map file names of a series: ``vol_001.mrc``, ``vol_002.mrc`` … (three digits at least)."""
-    return [f"{prefix}{i:03d}.mrc" for i in range(first, first + int(count))]
+    """Map file names of a series: ``vol_001.mrc``, ``vol_002.mrc`` … numbered from ``first``.
+
+    Every name of one series has the same number of digits (three at least), so the names sort in map order.
+    """
+    width = max(3, len(str(first + int(count) - 1)))
+    return [f"{prefix}{i:0{width}d}.mrc" for i in range(first, first + int(count))]
 
 
 @dataclass(frozen=True)
@@ -311,7 +315,7 @@ class SelectionsLayout:
         return self.root / f"{name}.txt"
 
     def default_selection(self, epoch: int, criteria: str) -> Path:
-        """``epochN_CRITERIA.txt``: what ``cryoscape select`` writes without ``-o`` (e.g. ``epoch9_kmeans20_1-2``)."""
+        """``epochN_CRITERIA.txt``: what ``cryoscape select`` writes without ``-o`` (e.g. ``epoch9_k20-c1-2``)."""
         return self.selection(f"epoch{int(epoch)}_{criteria}")
 
 

@@ -553,7 +553,7 @@ def _check_folder(run: RunDir, start: _Start, overwrite: bool) -> None:
                          path=run.path, fix="give another -o")
     if later is None and run.holds_run():
         raise InputError(
-            f"the folder already holds a training run ({run.describe_contents()})",
+            f"the folder already holds a training run ({run.held_files_text()})",
             path=run.path,
             fix=f"continue it with --resume {run.path}, start over with --overwrite (deletes its files), or "
             "give another -o",

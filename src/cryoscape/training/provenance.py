@@ -34,7 +34,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 import yaml
 
 from cryoscape.io.atomic import atomic_open
@@ -65,28 +64,6 @@ def read_provenance(run: RunDir) -> list[dict[str, Any]]:
     except (OSError, yaml.YAMLError):
         return []
     return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
-
-
-def read_epoch_losses(run: Any) -> dict[str, np.ndarray] | None:
-    """Per-epoch losses recorded in ``RUN/provenance.yaml``, or None when it records none.
-
-    Returns ``epoch`` (int64), ``loss``, ``mse`` and ``kl`` (float64; NaN where not recorded, e.g. ``kl`` of a
-    homogeneous run) arrays in increasing epoch order. An epoch trained again after a resume takes the values of
-    the last invocation. ``run`` is a :class:`RunDir` (anything without a provenance file gives None).
-    """
-    path = getattr(run, "provenance_path", None)
-    if path is None:
-        return None
-    rows: dict[int, tuple[float, float, float]] = {}
-    for record in read_provenance(run):
-        for entry in record.get("epochs") or ():
-            if isinstance(entry, dict) and "epoch" in entry and "loss" in entry:
-                rows[int(entry["epoch"])] = tuple(float(entry.get(key, np.nan)) for key in ("loss", "mse", "kl"))
-    if not rows:
-        return None
-    epochs = np.array(sorted(rows), dtype=np.int64)
-    values = np.array([rows[e] for e in epochs], dtype=np.float64).reshape(-1, 3)
-    return {"epoch": epochs, "loss": values[:, 0], "mse": values[:, 1], "kl": values[:, 2]}
 
 
 class ProvenanceLog:
