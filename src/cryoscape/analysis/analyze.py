@@ -335,7 +335,7 @@ def write_analysis(result: AnalysisResult, layout: AnalysisLayout,
 def _write_curve(result: AnalysisResult, layout: AnalysisLayout, rec: OutputRecorder) -> None:
     if len(result.learning_curve["epoch"]):
         rec.add(plot_learning_curve(
-            result.learning_curve, layout.figure("learning_curve.png"), mark_epoch=result.run.epoch,
+            result.learning_curve, layout.learning_curve, mark_epoch=result.run.epoch,
             title=f"learning curve ({result.run.path.name}; analysed epoch dotted)"))
 
 
@@ -345,21 +345,21 @@ def _write_latent_views(result: AnalysisResult, layout: AnalysisLayout, rec: Out
     rec.save_npy(layout.pca, pcs)
     if result.zdim == 1:
         marks = percentile_points(z, PERCENTILES)[:, 0]
-        rec.add(plot_histogram_1d(z[:, 0], layout.figure("z_hist.png"), xlabel="z", marks=marks,
+        rec.add(plot_histogram_1d(z[:, 0], layout.z_histogram, xlabel="z", marks=marks,
                                   title=f"{header}\nred lines: the 5th, 15th … 95th percentiles (maps)"),
-                plot_z_vs_index(result.run.indices, z[:, 0], layout.figure("z_vs_index.png"), ylabel="z",
+                plot_z_vs_index(result.run.indices, z[:, 0], layout.z_vs_index, ylabel="z",
                                 title=f"latent z against particle index ({header})"))
         return
-    rec.add(plot_explained_variance(ratio, layout.figure("pca_explained_variance.png"),
+    rec.add(plot_explained_variance(ratio, layout.pca_variance,
                                     title=f"PCA of the latent space ({header})"))
     for kind in JOINT_KINDS:
-        rec.add(plot_joint(pcs[:, :2], layout.figure(f"z_pca_{kind}.png"), kind=kind,
+        rec.add(plot_joint(pcs[:, :2], layout.pca_figure(kind), kind=kind,
                            xlabel=pc_label(0, ratio[0]), ylabel=pc_label(1, ratio[1]),
                            title=f"latent PCA ({kind}) — {header}"))
     if result.umap is not None:
         rec.save_npy(layout.umap, result.umap)
         for kind in JOINT_KINDS:
-            rec.add(plot_joint(result.umap, layout.figure(f"umap_{kind}.png"), kind=kind, xlabel=umap_label(0),
+            rec.add(plot_joint(result.umap, layout.umap_figure(kind), kind=kind, xlabel=umap_label(0),
                                ylabel=umap_label(1), title=f"latent UMAP ({kind}) — {header}"))
 
 
@@ -372,14 +372,14 @@ def _write_kmeans_files(result: AnalysisResult, layout: AnalysisLayout, rec: Out
     rec.save_txt(folder.centers_ind, result.centers_ind, "%d")
     rows = km.on_data_indices
     if result.zdim == 1:
-        rec.add(plot_histogram_1d(result.z[:, 0], folder.figure("z_hist.png"), xlabel="z", marks=km.centers[:, 0],
+        rec.add(plot_histogram_1d(result.z[:, 0], folder.histogram_figure, xlabel="z", marks=km.centers[:, 0],
                                   title=f"k-means K = {k}: red lines at the on-data centres"))
         return
-    rec.add(plot_clusters(result.pcs[:, :2], km.labels, result.pcs[rows, :2], folder.figure("z_pca.png"),
+    rec.add(plot_clusters(result.pcs[:, :2], km.labels, result.pcs[rows, :2], folder.pca_figure,
                           xlabel=pc_label(0, ratio[0]), ylabel=pc_label(1, ratio[1]),
                           title=f"k-means K = {k} in PCA coordinates — {header}"))
     if result.umap is not None:
-        rec.add(plot_clusters(result.umap, km.labels, result.umap[rows], folder.figure("umap.png"),
+        rec.add(plot_clusters(result.umap, km.labels, result.umap[rows], folder.umap_figure,
                               xlabel=umap_label(0), ylabel=umap_label(1),
                               title=f"k-means K = {k} in UMAP coordinates — {header}"))
 
@@ -406,7 +406,7 @@ def _write_traversal_figures(result: AnalysisResult, layout: AnalysisLayout, rec
     """``traversal.png`` of each PC traversal: its points over the particles in PC1/PC2, as the PCA plots."""
     pca = result.pca
     for t in result.traversals:
-        rec.add(plot_pc_traversal(result.pcs, pca.transform(t.series.points), layout.pc(t.pc).figure("traversal.png"),
+        rec.add(plot_pc_traversal(result.pcs, pca.transform(t.series.points), layout.pc(t.pc).traversal_figure,
                                   pc=t.pc - 1, ratio=pca.explained_variance_ratio))
 
 

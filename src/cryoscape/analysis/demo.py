@@ -115,7 +115,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
 
     print("[4/4] comparing with the ground truth", flush=True)
     maps_dir = (layout.percentiles if run.zdim == 1 else layout.pc(1)).root
-    truth = compare_with_truth(run, data_dir, maps_dir, out, curve_png=layout.figure("learning_curve.png"))
+    truth = compare_with_truth(run, data_dir, maps_dir, out, curve_png=layout.learning_curve)
     plot_path, motion_path, curve_path, rho = truth
     return DemoResult(out_dir=out, dataset_dir=data_dir, run_dir=run_dir, analyze_dir=adir, maps_dir=maps_dir,
                       motion_path=motion_path, learning_curve_path=curve_path, plot_path=plot_path, spearman=rho,
@@ -159,7 +159,7 @@ def compare_with_truth(run: TrainedRun, dataset_dir: str | os.PathLike, maps_dir
                 "perfectly, 0: not at all).")
     curve_path = None
     if curve_png is not None and Path(curve_png).is_file():
-        curve_path = out / "learning_curve.png"
+        curve_path = out / Path(curve_png).name
         curve_path.write_bytes(Path(curve_png).read_bytes())
 
     series = SeriesLayout(maps_dir)
