@@ -1,0 +1,276 @@
+"""Ab initio reconstruction of a homogeneous map and its poses by projection matching (no input poses).
+
+One epoch alternates a pose search and a model update over all particles:
+
+1. the current map (a voxel map) is projected on the search grid and every image is scored against every
+   projection with its CTF (``reconstruct.pose_search``: global HEALPix × ψ × shift grid, then local levels);
+   the best pose of each image is kept;
+2. the map is re-made by Wiener back-projection (``reconstruct.backproject``) with the new poses, two random
+   halves kept apart for a half-map FSC.
+
+The scored frequencies march from ``k_start_px`` to ``k_end_px`` (lattice pixels) linearly over the global
+epochs (:meth:`AbinitConfig.k_max_at`), so early searches see only the low-resolution shape. The last
+``local_epochs`` epochs refine each particle's pose from the previous epoch by local search only, at the final
+radius. The first map is the back-projection of the images at random rotations (seeded), a low-resolution
+blob whose anisotropic noise breaks the symmetry. Each image is assigned its single best pose (hard
+assignment); the map is therefore biased towards the reference at frequencies the data do not support, which
+the half-map FSC (from the same assignment) does not reveal.
+
+The hand of the result is arbitrary: the images determine the map only up to a mirror (``cryoscape flip-hand``).
+Its orientation is arbitrary as well (a global rotation of map and poses explains the images equally).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cryoscape.data.particles import ParticleSet
+from cryoscape.errors import InputError
+from cryoscape.geometry.rotations import random_rotations
+from cryoscape.io.records import Poses
+from cryoscape.reconstruct.backproject import BackprojectConfig, FourierAccumulator, backproject_chunk, half_split
+from cryoscape.reconstruct.fsc import FSCCurve, fsc_curve
+from cryoscape.reconstruct.pose_search import (
+    PoseSearchConfig,
+    Projector,
+    lattice_points,
+    make_grid_projections,
+    search_cost,
+    search_poses,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AbinitConfig:
+    """Options of ab initio projection matching.
+
+    Attributes
+    ----------
+    num_epochs : int
+        Epochs in all (search + back-projection each).
+    local_epochs : int
+        Of these, the last ones refine each pose locally from the previous epoch (no global search).
+    k_start_px, k_end_px : float or None
+        Frequency radius (Fourier lattice pixels) scored at the first and the last global epoch; None:
+        ``max(4, D/10)`` and ``D/2 - 1``.
+    search : PoseSearchConfig
+        Grid, shift range and refinement levels of the search.
+    regularization : float
+        Wiener constant of the back-projection (relative to the mean weight).
+    chunk_size : int
+        Images read and searched at once.
+    invert_contrast : bool
+        Multiply images by -1 first (particles black on white).
+    seed : int
+        Seed of the first map's random rotations and of the half split.
+    device : str
+        Torch device of search and back-projection ("cpu", "cuda").
+    """
+
+    num_epochs: int = 12
+    local_epochs: int = 2
+    k_start_px: float | None = None
+    k_end_px: float | None = None
+    search: PoseSearchConfig = field(default_factory=PoseSearchConfig)
+    regularization: float = 0.01
+    chunk_size: int = 256
+    invert_contrast: bool = False
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if int(self.num_epochs) < 1:
+            raise InputError(f"num_epochs must be >= 1, got {self.num_epochs}")
+        if not 0 <= int(self.local_epochs) < int(self.num_epochs):
+            raise InputError(f"local_epochs must be in 0 .. num_epochs - 1, got {self.local_epochs}",
+                             fix="at least one epoch must search globally")
+        for name in ("k_start_px", "k_end_px"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise InputError(f"{name} must be > 0, got {value}")
+
+    def k_range(self, box_size: int) -> tuple[float, float]:
+        """(start, end) frequency radius (lattice pixels) for images of ``box_size``."""
+        end = float(self.k_end_px) if self.k_end_px is not None else box_size / 2 - 1
+        end = min(end, box_size / 2 - 1)
+        start = float(self.k_start_px) if self.k_start_px is not None else max(4.0, box_size / 10)
+        return min(start, end), end
+
+    def k_max_at(self, epoch: int, box_size: int) -> float:
+        """Radius scored at ``epoch`` (1-based): linear from start to end over the global epochs."""
+        start, end = self.k_range(box_size)
+        n_global = int(self.num_epochs) - int(self.local_epochs)
+        if epoch >= n_global or n_global == 1:
+            return end
+        return start + (end - start) * (epoch - 1) / (n_global - 1)
+
+    def is_local(self, epoch: int) -> bool:
+        """Whether ``epoch`` (1-based) refines the previous poses locally instead of searching globally."""
+        return epoch > int(self.num_epochs) - int(self.local_epochs)
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One epoch of :func:`run_epoch`.
+
+    Attributes
+    ----------
+    poses : Poses
+        The pose of every particle found this epoch (shifts in pixels of the particles' box).
+    scores : ndarray, shape (N,), float64
+        Score of each pose (normalised cross-correlation, ``reconstruct.pose_search``).
+    volume, half1, half2 : ndarray, shape (D, D, D), float32
+        The map back-projected with ``poses`` and its random half-maps.
+    fsc : FSCCurve
+        Half-map FSC.
+    k_max_px : float
+        Frequency radius scored this epoch.
+    cost : dict
+        Multiply-adds per image per search level (``pose_search.search_cost``).
+    """
+
+    poses: Poses
+    scores: np.ndarray
+    volume: np.ndarray
+    half1: np.ndarray
+    half2: np.ndarray
+    fsc: FSCCurve
+    k_max_px: float
+    cost: dict
+
+
+def check_particles(particles: ParticleSet) -> None:
+    """Refuse inputs ab initio cannot use: no particles, no CTF, no pixel size."""
+    if len(particles) == 0:
+        raise InputError("the particle set is empty (0 particles)", fix="give a stack or an --ind with particles")
+    if len(particles) < 2:
+        raise InputError(f"ab initio needs at least 2 particles, got {len(particles)}")
+    if particles.ctf is None:
+        raise InputError("no CTF parameters found: ab initio reconstruction needs each particle's CTF",
+                         fix="give a .star/.cs with CTF, or --ctf")
+
+
+def _backproject_config(config: AbinitConfig) -> BackprojectConfig:
+    return BackprojectConfig(regularization=config.regularization, chunk_size=config.chunk_size,
+                             seed=config.seed, invert_contrast=False, device=config.device)
+
+
+def _read(particles: ParticleSet, positions: np.ndarray, config: AbinitConfig) -> np.ndarray:
+    images = particles.read(positions)
+    return -images if config.invert_contrast else images
+
+
+def initial_map(particles: ParticleSet, config: AbinitConfig) -> np.ndarray:
+    """The first map: Wiener back-projection of every image at a random rotation (seeded), no shift.
+
+    Returns
+    -------
+    ndarray, shape (D, D, D), float32
+    """
+    check_particles(particles)
+    n = len(particles)
+    rotations = random_rotations(n, np.random.default_rng(config.seed))
+    acc = FourierAccumulator(particles.box_size, 1, config.device)
+    bp = _backproject_config(config)
+    with torch.no_grad():
+        for start in range(0, n, int(config.chunk_size)):
+            pos = np.arange(start, min(n, start + int(config.chunk_size)))
+            backproject_chunk((acc,), np.zeros(pos.size, dtype=np.int64), _read(particles, pos, config),
+                              rotations[pos], np.zeros((pos.size, 2)), particles.ctf.subset(pos), bp)
+    return acc.volume(config.regularization)
+
+
+def low_pass(volume: np.ndarray, k_max_px: float) -> np.ndarray:
+    """``volume`` with its Fourier components beyond radius ``k_max_px`` (lattice pixels) set to zero."""
+    d = volume.shape[0]
+    f = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(volume)))
+    c = np.arange(d) - d // 2
+    r2 = c[:, None, None] ** 2 + c[None, :, None] ** 2 + c[None, None, :] ** 2
+    f[r2 > k_max_px ** 2] = 0
+    return np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(f))).real.astype(np.float32)
+
+
+def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: AbinitConfig,
+              previous: Poses | None = None, on_chunk: Callable[[int], None] | None = None) -> EpochResult:
+    """One epoch: pose search of every particle against ``volume``, then back-projection with the new poses.
+
+    Parameters
+    ----------
+    particles : ParticleSet
+        Images with CTF (their own poses, if any, are not used).
+    volume : ndarray, shape (D, D, D)
+        The current map.
+    epoch : int
+        1-based epoch number (sets the frequency radius and whether the search is local).
+    config : AbinitConfig
+    previous : Poses, optional
+        The previous epoch's poses (required for a local epoch).
+    on_chunk : callable, optional
+        Called with the number of images done after each chunk (progress).
+
+    Returns
+    -------
+    EpochResult
+    """
+    check_particles(particles)
+    n, d = len(particles), particles.box_size
+    k_max = config.k_max_at(epoch, d)
+    local = config.is_local(epoch)
+    if local and previous is None:
+        raise InputError(f"epoch {epoch} refines poses locally but no previous poses were given")
+    projector = Projector(low_pass(volume, k_max), config.device)
+    search = config.search
+    grid = None if local else make_grid_projections(projector, k_max, search)
+    half = half_split(n, config.seed)
+    accs = tuple(FourierAccumulator(d, 1, config.device) for _ in range(2))
+    bp = _backproject_config(config)
+    rotations = np.zeros((n, 3, 3))
+    shifts = np.zeros((n, 2))
+    scores = np.zeros(n)
+    finest = search.base_level + search.refine_levels
+    for start in range(0, n, int(config.chunk_size)):
+        pos = np.arange(start, min(n, start + int(config.chunk_size)))
+        images = _read(particles, pos, config)
+        ctf = particles.ctf.subset(pos)
+        if local:
+            found = search_poses(projector, images, ctf, k_max, search,
+                                 start_rotations=previous.rotations[pos], start_shifts_px=previous.shifts_px[pos],
+                                 start_level=finest)
+        else:
+            found = search_poses(projector, images, ctf, k_max, search, grid_projections=grid)
+        rotations[pos], shifts[pos], scores[pos] = found.rotations, found.shifts_px, found.scores
+        with torch.no_grad():
+            backproject_chunk(accs, half[pos] - 1, images, found.rotations, found.shifts_px, ctf, bp)
+        if on_chunk is not None:
+            on_chunk(pos.size)
+    with torch.no_grad():
+        half1 = accs[0].volume(config.regularization)
+        half2 = accs[1].volume(config.regularization)
+        accs[0].absorb(accs[1])
+        full = accs[0].volume(config.regularization)
+    apix = particles.pixel_size_angstrom or 1.0
+    cost = search_cost(search, lattice_points(d, k_max).shape[0])
+    if local:
+        cost = {"global": 0.0, "local": cost["local"], "grid_rotations": 0.0, "global_shifts": 0.0}
+    return EpochResult(poses=Poses(rotations, shifts, d), scores=scores, volume=full, half1=half1, half2=half2,
+                       fsc=fsc_curve(half1, half2, apix), k_max_px=k_max, cost=cost)
+
+
+def angular_step_deg(config: AbinitConfig) -> float:
+    """Rotation step (degrees) of the finest search level."""
+    return 60.0 / 2 ** (config.search.base_level + config.search.refine_levels)
+
+
+def describe_cost(result: EpochResult) -> str:
+    """One line: multiply-adds per image of the global search and of each local level."""
+    c = result.cost
+    return (f"k_max {result.k_max_px:.1f} px; per image: global {c['global'] / 1e6:.1f} M multiply-adds "
+            f"({int(c['grid_rotations'])} rotations × {int(c['global_shifts'])} shifts), "
+            f"local {c['local'] / 1e6:.2f} M per level")
