@@ -256,7 +256,8 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
         accs[0].absorb(accs[1])
         full = accs[0].volume(config.regularization)
     apix = particles.pixel_size_angstrom or 1.0
-    cost = search_cost(search, lattice_points(d, k_max).shape[0])
+    pts = lattice_points(d, k_max)
+    cost = search_cost(search, pts.shape[0], int(((pts ** 2).sum(1) <= search.global_radius(k_max) ** 2).sum()))
     if local:
         cost = {"global": 0.0, "local": cost["local"], "grid_rotations": 0.0, "global_shifts": 0.0}
     return EpochResult(poses=Poses(rotations, shifts, d), scores=scores, volume=full, half1=half1, half2=half2,

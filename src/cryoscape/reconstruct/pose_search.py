@@ -23,8 +23,9 @@ rotations the numerator is one real matrix product ``(n·T, 2K) @ (2K, M)`` and 
 Hierarchy
 ---------
 1. Global: every rotation of the level-``base_level`` grid and every shift of a square grid (``±max_shift_px``,
-   step ``shift_step_px``); the ``keep_poses`` best (rotation, shift) pairs per image are kept, streaming over
-   rotation chunks (a running top-k), so memory is bounded by ``image_chunk × rotation_chunk × T``.
+   step ``shift_step_px``), scored up to ``global_k_max_px`` only; the ``keep_poses`` best (rotation, shift)
+   pairs per image are kept, streaming over rotation chunks (a running top-k), so memory is bounded by
+   ``image_chunk × rotation_chunk × T``.
 2. Local, ``refine_levels`` times: around each kept pose the 27 rotations ``exp(δ) R`` with ``δ`` on a
    ``{-s, 0, s}³`` axis-angle grid (``s`` the step of the next finer level) and the 9 shifts ``t + {-h, 0, h}²``
    (``h`` halves each level); again the ``keep_poses`` best are kept, and after the last level the best one.
@@ -85,6 +86,9 @@ class PoseSearchConfig:
         Images scored at once.
     rotation_chunk : int
         Grid rotations scored at once (memory ≈ ``image_chunk × T × rotation_chunk × 4`` bytes).
+    global_k_max_px : float or None
+        The global stage scores only the lattice points up to this radius (pixels) when the search radius is
+        larger (the coarse grid needs only the low-resolution shape; cost ∝ points); None: the search radius.
     """
 
     base_level: int = 2
@@ -94,6 +98,7 @@ class PoseSearchConfig:
     shift_step_px: float = 2.0
     image_chunk: int = 128
     rotation_chunk: int = 4096
+    global_k_max_px: float | None = 16.0
 
     def __post_init__(self) -> None:
         if not 0 <= int(self.base_level) <= 4:
@@ -106,6 +111,14 @@ class PoseSearchConfig:
                              f"and {self.shift_step_px}")
         if int(self.image_chunk) < 1 or int(self.rotation_chunk) < 1:
             raise InputError("image_chunk and rotation_chunk must be >= 1")
+        if self.global_k_max_px is not None and not self.global_k_max_px > 0:
+            raise InputError(f"global_k_max_px must be > 0, got {self.global_k_max_px}")
+
+    def global_radius(self, k_max_px: float) -> float:
+        """Radius (pixels) scored by the global stage of a search at ``k_max_px``."""
+        if self.global_k_max_px is None:
+            return float(k_max_px)
+        return min(float(k_max_px), float(self.global_k_max_px))
 
 
 @dataclass(frozen=True)
@@ -223,8 +236,9 @@ def lattice_points(box_size: int, k_max_px: float) -> np.ndarray:
     return np.stack([kx[keep], ky[keep]], -1).astype(np.int64)
 
 
-def search_cost(config: PoseSearchConfig, k_points: int) -> dict[str, float]:
-    """Multiply-adds per image of each search level for ``k_points`` lattice points (module docstring).
+def search_cost(config: PoseSearchConfig, k_points: int, k_points_global: int | None = None) -> dict[str, float]:
+    """Multiply-adds per image of each search level for ``k_points`` lattice points (``k_points_global`` in the
+    global stage, default the same; module docstring).
 
     Returns
     -------
@@ -235,8 +249,9 @@ def search_cost(config: PoseSearchConfig, k_points: int) -> dict[str, float]:
     m = 72 * 8 ** int(config.base_level)
     t = _shift_grid(config.max_shift_px, config.shift_step_px).shape[0]
     k = int(k_points)
+    kg = k if k_points_global is None else int(k_points_global)
     local = config.keep_poses * 27 * (9 * 2 * k + k + 8 * k)
-    return {"global": float(t * m * 2 * k + m * k), "local": float(local), "grid_rotations": float(m),
+    return {"global": float(t * m * 2 * kg + m * kg), "local": float(local), "grid_rotations": float(m),
             "global_shifts": float(t)}
 
 
@@ -471,7 +486,10 @@ def search_poses(projector: Projector, images: np.ndarray, ctf: CTFParams | None
                 projs, offsets, grid_rot = grid_projections
                 shifts = torch.as_tensor(_shift_grid(max_shift, config.shift_step_px), dtype=torch.float32,
                                          device=dev)
-                scores, ri, si = _global_search(projs, offsets, spectra, c, points, shifts, d, keep)
+                low = torch.as_tensor(np.flatnonzero((pts_np ** 2).sum(1) <= config.global_radius(k_max_px) ** 2),
+                                      device=dev)
+                scores, ri, si = _global_search(projs, offsets, spectra[:, low], c[:, low], points[low], shifts,
+                                                d, keep)
                 rot = torch.as_tensor(grid_rot, dtype=torch.float32, device=dev)[ri]
                 sh = shifts[si]
                 shift_step = float(config.shift_step_px) / 2
@@ -491,7 +509,8 @@ def search_poses(projector: Projector, images: np.ndarray, ctf: CTFParams | None
 
 def make_grid_projections(projector: Projector, k_max_px: float, config: PoseSearchConfig
                           ) -> tuple[list[torch.Tensor], list[int], np.ndarray]:
-    """Projections of the map on the global grid at the lattice points up to ``k_max_px``, in rotation chunks.
+    """Projections of the map on the global grid at the lattice points of the global stage of a search at
+    ``k_max_px`` (radius ``config.global_radius(k_max_px)``), in rotation chunks.
 
     Returns
     -------
@@ -501,8 +520,9 @@ def make_grid_projections(projector: Projector, k_max_px: float, config: PoseSea
     rotations : ndarray, shape (M, 3, 3)
     """
     grid_rot = so3_grid(config.base_level)
-    points = torch.as_tensor(lattice_points(projector.box_size, k_max_px), dtype=torch.float32,
-                             device=projector.device)
+    pts = lattice_points(projector.box_size, k_max_px)
+    pts = pts[(pts ** 2).sum(1) <= config.global_radius(k_max_px) ** 2]
+    points = torch.as_tensor(pts, dtype=torch.float32, device=projector.device)
     rot_t = torch.as_tensor(grid_rot, dtype=torch.float32, device=projector.device)
     projs, offsets = [], []
     with torch.no_grad():
