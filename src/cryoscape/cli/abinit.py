@@ -42,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ind", help="0-based particle indices to use (.txt, .npy or .pkl)")
     parser.add_argument("--datadir", help="folder holding the image stacks named in a .star/.cs")
     s = parser.add_argument_group("pose search")
-    s.add_argument("-n", "--num-epochs", type=positive_int, default=12, help="search epochs (default 12)")
-    s.add_argument("--local-epochs", type=int, default=2,
-                   help="last epochs that refine each pose locally instead of a global search (default 2)")
+    s.add_argument("-n", "--num-epochs", type=positive_int, default=10, help="search epochs (default 10)")
+    s.add_argument("--local-epochs", type=int, default=5,
+                   help="last epochs that refine each pose locally instead of a global search (default 5)")
     s.add_argument("--k-start-px", type=float, help="frequency radius of the first epoch (default max(4, D/10))")
     s.add_argument("--k-end-px", type=float, help="frequency radius of the last epochs (default D/2 - 1)")
     s.add_argument("--grid-level", type=int, default=2,

@@ -8,11 +8,12 @@ One epoch alternates a pose search and a model update over all particles:
 2. the map is re-made by Wiener back-projection (``reconstruct.backproject``) with the new poses, two random
    halves kept apart for a half-map FSC.
 
-The scored frequencies march from ``k_start_px`` to ``k_end_px`` (lattice pixels) linearly over the global
-epochs (:meth:`AbinitConfig.k_max_at`), so early searches see only the low-resolution shape. The last
-``local_epochs`` epochs refine each particle's pose from the previous epoch by local search only, at the final
-radius. The first map is the back-projection of the images at random rotations (seeded), a low-resolution
-blob whose anisotropic noise breaks the symmetry. Each image is assigned its single best pose (hard
+The scored frequencies march from ``k_start_px`` to ``k_end_px`` (lattice pixels) linearly over the epochs
+(:meth:`AbinitConfig.k_max_at`), so early searches see only the low-resolution shape. The last ``local_epochs``
+epochs refine each particle's pose from the previous epoch by local search only (the pose table is refined while
+the map gains resolution), keeping at most :data:`LOCAL_KEEP` poses between levels. The first map is the
+back-projection of the images at random rotations (seeded), a low-resolution blob whose anisotropic noise breaks
+the symmetry. Each image is assigned its single best pose (hard
 assignment); the map is therefore biased towards the reference at frequencies the data do not support, which
 the half-map FSC (from the same assignment) does not reveal.
 
@@ -22,6 +23,7 @@ Its orientation is arbitrary as well (a global rotation of map and poses explain
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +47,9 @@ from cryoscape.reconstruct.pose_search import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Poses kept per image between the levels of a local (refinement) epoch.
+LOCAL_KEEP = 2
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,8 @@ class AbinitConfig:
         Torch device of search and back-projection ("cpu", "cuda").
     """
 
-    num_epochs: int = 12
-    local_epochs: int = 2
+    num_epochs: int = 10
+    local_epochs: int = 5
     k_start_px: float | None = None
     k_end_px: float | None = None
     search: PoseSearchConfig = field(default_factory=PoseSearchConfig)
@@ -104,12 +109,13 @@ class AbinitConfig:
         return min(start, end), end
 
     def k_max_at(self, epoch: int, box_size: int) -> float:
-        """Radius scored at ``epoch`` (1-based): linear from start to end over the global epochs."""
+        """Radius scored at ``epoch`` (1-based): linear from start (epoch 1) to end (epoch ``num_epochs - 2``),
+        then the end radius for the last two epochs."""
         start, end = self.k_range(box_size)
-        n_global = int(self.num_epochs) - int(self.local_epochs)
-        if epoch >= n_global or n_global == 1:
+        n_march = max(1, int(self.num_epochs) - 2)
+        if epoch >= n_march:
             return end
-        return start + (end - start) * (epoch - 1) / (n_global - 1)
+        return start + (end - start) * (epoch - 1) / (n_march - 1)
 
     def is_local(self, epoch: int) -> bool:
         """Whether ``epoch`` (1-based) refines the previous poses locally instead of searching globally."""
@@ -198,7 +204,8 @@ def low_pass(volume: np.ndarray, k_max_px: float) -> np.ndarray:
 
 
 def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: AbinitConfig,
-              previous: Poses | None = None, on_chunk: Callable[[int], None] | None = None) -> EpochResult:
+              previous: Poses | None = None, on_chunk: Callable[[int], None] | None = None,
+              local: bool | None = None, start_level: int | None = None) -> EpochResult:
     """One epoch: pose search of every particle against ``volume``, then back-projection with the new poses.
 
     Parameters
@@ -214,6 +221,11 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
         The previous epoch's poses (required for a local epoch).
     on_chunk : callable, optional
         Called with the number of images done after each chunk (progress).
+    local : bool, optional
+        Refine ``previous`` locally (True) or search globally (False); default :meth:`AbinitConfig.is_local`.
+    start_level : int, optional
+        A local search's first level refines at the step of grid level ``start_level + 1`` (default the finest
+        level of the global search, ``base_level + refine_levels``).
 
     Returns
     -------
@@ -222,7 +234,7 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
     check_particles(particles)
     n, d = len(particles), particles.box_size
     k_max = config.k_max_at(epoch, d)
-    local = config.is_local(epoch)
+    local = config.is_local(epoch) if local is None else bool(local)
     if local and previous is None:
         raise InputError(f"epoch {epoch} refines poses locally but no previous poses were given")
     projector = Projector(low_pass(volume, k_max), config.device)
@@ -234,13 +246,15 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
     rotations = np.zeros((n, 3, 3))
     shifts = np.zeros((n, 2))
     scores = np.zeros(n)
-    finest = search.base_level + search.refine_levels
+    finest = search.base_level + search.refine_levels if start_level is None else int(start_level)
+    # a local epoch starts from one pose per image and keeps at most LOCAL_KEEP between its levels
+    local_search_config = dataclasses.replace(search, keep_poses=min(search.keep_poses, LOCAL_KEEP))
     for start in range(0, n, int(config.chunk_size)):
         pos = np.arange(start, min(n, start + int(config.chunk_size)))
         images = _read(particles, pos, config)
         ctf = particles.ctf.subset(pos)
         if local:
-            found = search_poses(projector, images, ctf, k_max, search,
+            found = search_poses(projector, images, ctf, k_max, local_search_config,
                                  start_rotations=previous.rotations[pos], start_shifts_px=previous.shifts_px[pos],
                                  start_level=finest)
         else:
@@ -257,11 +271,63 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
         full = accs[0].volume(config.regularization)
     apix = particles.pixel_size_angstrom or 1.0
     pts = lattice_points(d, k_max)
-    cost = search_cost(search, pts.shape[0], int(((pts ** 2).sum(1) <= search.global_radius(k_max) ** 2).sum()))
+    cost = search_cost(local_search_config if local else search, pts.shape[0],
+                       int(((pts ** 2).sum(1) <= search.global_radius(k_max) ** 2).sum()))
     if local:
         cost = {"global": 0.0, "local": cost["local"], "grid_rotations": 0.0, "global_shifts": 0.0}
     return EpochResult(poses=Poses(rotations, shifts, d), scores=scores, volume=full, half1=half1, half2=half2,
                        fsc=fsc_curve(half1, half2, apix), k_max_px=k_max, cost=cost)
+
+
+def refine_poses(particles: ParticleSet, poses: Poses, config: AbinitConfig, n_epochs: int,
+                 start_level: int = 3, on_epoch: Callable[[int, EpochResult], None] | None = None) -> EpochResult:
+    """Refine given poses: ``n_epochs`` times back-project with the current poses and search locally around them.
+
+    The search scores up to ``config.k_range(D)[1]``; its first local level refines at the step of grid level
+    ``start_level + 1`` (3.75° for 3) and each of ``config.search.refine_levels`` halves it; shifts start at
+    steps of ``config.search.shift_step_px / 2``.
+
+    Parameters
+    ----------
+    particles : ParticleSet
+    poses : Poses
+        Starting poses (shifts in pixels of the particles' box).
+    config : AbinitConfig
+    n_epochs : int
+    start_level : int
+    on_epoch : callable, optional
+        Called with (epoch, result) after each epoch.
+
+    Returns
+    -------
+    EpochResult
+        The last epoch's.
+    """
+    check_particles(particles)
+    if len(poses) != len(particles):
+        raise InputError(f"{len(particles)} particles but {len(poses)} starting poses")
+    result = None
+    current = poses
+    volume = _backproject(particles, poses, config)
+    last = int(config.num_epochs)
+    for epoch in range(1, int(n_epochs) + 1):
+        result = run_epoch(particles, volume, last, config, current, local=True, start_level=start_level)
+        volume, current = result.volume, result.poses
+        if on_epoch is not None:
+            on_epoch(epoch, result)
+    return result
+
+
+def _backproject(particles: ParticleSet, poses: Poses, config: AbinitConfig) -> np.ndarray:
+    acc = FourierAccumulator(particles.box_size, 1, config.device)
+    bp = _backproject_config(config)
+    n = len(particles)
+    with torch.no_grad():
+        for start in range(0, n, int(config.chunk_size)):
+            pos = np.arange(start, min(n, start + int(config.chunk_size)))
+            backproject_chunk((acc,), np.zeros(pos.size, dtype=np.int64), _read(particles, pos, config),
+                              poses.rotations[pos], poses.shifts_px[pos], particles.ctf.subset(pos), bp)
+    return acc.volume(config.regularization)
 
 
 def angular_step_deg(config: AbinitConfig) -> float:

@@ -28,7 +28,9 @@ Hierarchy
    ``image_chunk × rotation_chunk × T``.
 2. Local, ``refine_levels`` times: around each kept pose the 27 rotations ``exp(δ) R`` with ``δ`` on a
    ``{-s, 0, s}³`` axis-angle grid (``s`` the step of the next finer level) and the 9 shifts ``t + {-h, 0, h}²``
-   (``h`` halves each level); again the ``keep_poses`` best are kept, and after the last level the best one.
+   (``h`` halves each level), scored up to the radius ``max(8, 2 / s)`` pixels (``s`` in radians: the
+   frequencies that resolve the step); again the ``keep_poses`` best are kept, and after the last level the
+   best one.
 
 Cost per image (multiply-adds): global ``T·M·2K + M·K`` (plus the map's projections, shared by all images:
 ``M·K·8`` trilinear reads); each local level ``keep·27·(9·2K + K)`` plus ``keep·27·K·8`` reads for the
@@ -293,14 +295,20 @@ class Projector:
         -------
         torch.Tensor, shape (M, K), complex64
         """
+        real, imag = self.project_parts(rotations, points)
+        return torch.complex(real, imag)
+
+    def project_parts(self, rotations: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`project` as its real and imaginary parts, each (M, K) float32."""
         k3 = torch.cat([points, torch.zeros_like(points[:, :1])], -1).to(torch.float32)
-        xyz = torch.einsum("kj,mji->mki", k3, rotations.to(torch.float32)) * 2.0  # (M, K, 3), padded grid units
-        # align_corners=True: index i ↔ -1 + 2 i / (P - 1); frequency f sits at index f + P/2
-        grid = (xyz + self.grid // 2) * (2.0 / (self.grid - 1)) - 1.0
+        # (M, K, 3) volume-grid coordinates: 2 (k @ R) on the padded grid; with align_corners=True index i sits
+        # at -1 + 2 i / (P - 1), and frequency f at index f + P/2
+        scale = 2.0 * 2.0 / (self.grid - 1)
+        offset = (self.grid // 2) * (2.0 / (self.grid - 1)) - 1.0
+        grid = torch.matmul(k3 * scale, rotations.to(torch.float32)) + offset
         out = torch.nn.functional.grid_sample(self._ft, grid[None, :, :, None, :], mode="bilinear",
                                               padding_mode="zeros", align_corners=True)
-        out = out[0, :, :, :, 0]  # (2, M, K)
-        return torch.complex(out[0], out[1])
+        return out[0, 0, :, :, 0], out[0, 1, :, :, 0]
 
 
 def prepare_images(images: np.ndarray, ctf: CTFParams | None, points: np.ndarray,
@@ -405,8 +413,13 @@ def local_search(projector: Projector, spectra: torch.Tensor, ctf: torch.Tensor,
     shifts_px : torch.Tensor, shape (n, keep, 2)
     """
     n, c = rotations.shape[:2]
-    k = spectra.shape[1]
     dev = spectra.device
+    if step_rad > 0:  # a coarse step needs only the frequencies that resolve it: radius 1 / step (pixels)
+        radius2 = (points ** 2).sum(1)
+        sel = torch.nonzero(radius2 <= max(2.0 / step_rad, 8.0) ** 2).reshape(-1)
+        if sel.numel() < points.shape[0]:
+            spectra, ctf, points = spectra[:, sel], ctf[:, sel], points[sel]
+    k = spectra.shape[1]
     offsets = torch.as_tensor(_local_offsets(step_rad), dtype=rotations.dtype, device=dev)  # (27, 3, 3)
     cand = torch.einsum("rij,ncjk->ncrik", offsets, rotations)  # (n, c, 27, 3, 3): exp(δ) R
     if shift_step_px > 0:
@@ -417,13 +430,12 @@ def local_search(projector: Projector, spectra: torch.Tensor, ctf: torch.Tensor,
     if max_shift_px is not None:
         cand_t = cand_t.clamp(-max_shift_px, max_shift_px)
     s = ds.shape[0]
-    proj = projector.project(cand.reshape(-1, 3, 3), points).reshape(n, c, 27, k)
+    p_re, p_im = projector.project_parts(cand.reshape(-1, 3, 3), points)
+    p_re, p_im = p_re.reshape(n, c, 27, k), p_im.reshape(n, c, 27, k)
     a = spectra[:, None, None, :] * _phases(points, cand_t, projector.box_size) * ctf[:, None, None, :]
-    a_real = torch.cat([a.real, a.imag], -1)  # (n, c, S, 2K)
-    p_real = torch.cat([proj.real, proj.imag], -1)  # (n, c, 27, 2K)
-    cross = torch.matmul(a_real, p_real.transpose(-1, -2))  # (n, c, S, 27)
-    norm = torch.einsum("nk,ncrk->ncr", ctf * ctf, proj.real ** 2 + proj.imag ** 2)
-    score = cross / torch.sqrt(norm.clamp_min(1e-20))[:, :, None, :]
+    cross = torch.matmul(a.real, p_re.transpose(-1, -2)) + torch.matmul(a.imag, p_im.transpose(-1, -2))
+    norm = torch.matmul((p_re * p_re + p_im * p_im), (ctf * ctf)[:, None, :, None]).squeeze(-1)  # (n, c, 27)
+    score = cross / torch.sqrt(norm.clamp_min(1e-20))[:, :, None, :]  # (n, c, S, 27)
     flat = score.reshape(n, c * s * 27)
     top_v, top_i = torch.topk(flat, min(keep, flat.shape[1]), dim=1)
     ci = top_i // (s * 27)
