@@ -117,3 +117,19 @@ def test_bad_inputs_give_one_error_line(sim, tmp_path, capsys):
     assert main(["abinit", str(empty), "-o", str(tmp_path / "r2"), *FAST]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_refine_input_poses_starts_from_the_input_poses(sim, tmp_path):
+    out = tmp_path / "refined"
+    assert main(["abinit", str(sim), "-o", str(out), "--refine-input-poses", "-n", "1", "--train-epochs", "0",
+                 "--grid-level", "1", "--no-progress", "--device", "cpu"]) == 0
+    refined = load_run_poses(out)
+    true = read_poses(sim)
+    # started from the true poses, a local search stays near them (an ab initio run would be anywhere)
+    from cryoscape.reconstruct.pose_scoring import rotation_angle_deg
+
+    assert np.median(rotation_angle_deg(refined.rotations, true.rotations)) < 10.0
+    assert "local search" in (out / "abinit" / "log.txt").read_text()
+    stack = sim.with_name("particles.mrcs")
+    assert main(["abinit", str(stack), "--ctf", str(sim), "-o", str(tmp_path / "r"), "--refine-input-poses",
+                 "-n", "1", "--train-epochs", "0", "--no-progress"]) == 2

@@ -25,8 +25,12 @@ time per epoch), poses.pkl (last poses, cryoDRGN pose pickle) and config.yaml. G
 resume a killed run. Write the poses for RELION/cryoSPARC with
 `cryoscape write-star PARTICLES.star --poses-from RUN -o out.star` (or write-cs).
 
+--refine-input-poses refines given poses instead (the poses of PARTICLES as the start, a local search around
+each every epoch, the map back-projected in between): e.g. consensus poses before training.
+
 examples:
   cryoscape abinit particles.star -o run_abinit/
+  cryoscape abinit consensus.star -o run_refined/ --refine-input-poses -n 3
   cryoscape abinit particles.cs -o run_het/ --zdim 8 --train-epochs 25
   cryoscape abinit particles.star -o run_abinit/ -n 16 --grid-level 3 --max-shift-px 6
 """
@@ -43,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datadir", help="folder holding the image stacks named in a .star/.cs")
     s = parser.add_argument_group("pose search")
     s.add_argument("-n", "--num-epochs", type=positive_int, default=10, help="search epochs (default 10)")
-    s.add_argument("--local-epochs", type=int, default=5,
-                   help="last epochs that refine each pose locally instead of a global search (default 5)")
+    s.add_argument("--local-epochs", type=int,
+                   help="last epochs that refine each pose locally instead of a global search (default: half)")
     s.add_argument("--k-start-px", type=float, help="frequency radius of the first epoch (default max(4, D/10))")
     s.add_argument("--k-end-px", type=float, help="frequency radius of the last epochs (default D/2 - 1)")
     s.add_argument("--grid-level", type=int, default=2,
@@ -55,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--shift-step-px", type=float, default=2.0, help="step of the global shift grid (pixels)")
     s.add_argument("--invert-data", action="store_true", help="particles are black: multiply images by -1")
     s.add_argument("--seed", type=int, default=0, help="seed of the first map and the half split")
+    s.add_argument("--refine-input-poses", action="store_true",
+                   help="refine the poses of PARTICLES (.star/.cs) locally every epoch instead of an ab initio search")
     t = parser.add_argument_group("training on the poses found")
     t.add_argument("--zdim", type=int, default=0, help="latent dimension (0: homogeneous train-nn; default 0)")
     t.add_argument("--train-epochs", type=int, default=5, help="train-nn/train-vae epochs (0: none; default 5)")
@@ -72,10 +78,13 @@ def run(args: argparse.Namespace) -> int:
     search = PoseSearchConfig(base_level=args.grid_level, refine_levels=args.refine_levels,
                               keep_poses=args.keep_poses, max_shift_px=args.max_shift_px,
                               shift_step_px=args.shift_step_px)
-    abinit = AbinitConfig(num_epochs=args.num_epochs, local_epochs=args.local_epochs, k_start_px=args.k_start_px,
+    local = args.num_epochs // 2 if args.local_epochs is None else args.local_epochs
+    local = 0 if args.refine_input_poses else local
+    abinit = AbinitConfig(num_epochs=args.num_epochs, local_epochs=local, k_start_px=args.k_start_px,
                           k_end_px=args.k_end_px, search=search, invert_contrast=args.invert_data, seed=args.seed)
     config = AbinitRunConfig(particles=args.particles, ctf=args.ctf, ind=args.ind, datadir=args.datadir,
-                             abinit=abinit, train_epochs=args.train_epochs, zdim=args.zdim, device=args.device)
+                             abinit=abinit, train_epochs=args.train_epochs, zdim=args.zdim,
+                             refine_input_poses=args.refine_input_poses, device=args.device)
     run_dir = run_abinit(config, args.outdir, overwrite=args.overwrite, show_progress=not args.no_progress)
     print(f"ab initio done; poses in {run_dir.path}/abinit/, training run in {run_dir.path}")
     return 0

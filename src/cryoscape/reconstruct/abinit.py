@@ -69,6 +69,14 @@ class AbinitConfig:
         Grid, shift range and refinement levels of the search.
     regularization : float
         Wiener constant of the back-projection (relative to the mean weight).
+    pad_factor : int
+        Oversampling of the back-projection's Fourier grid (2, with the gridding correction: a more accurate
+        reference than 1; measured on noise-free data, box 24: median error of a local search 0.83° against
+        2.2° at 1, 0.77° against the true map).
+    cross_half_reference : bool
+        Search the particles of each random half against the other half's map (:func:`run_epoch`; when the
+        half-maps are given); False (default): all against the full map, which refined better on small
+        noise-free sets (box 24, 200 particles, 5° start: median 1.5–1.7° against 1.8–1.9°).
     chunk_size : int
         Images read and searched at once.
     invert_contrast : bool
@@ -85,6 +93,8 @@ class AbinitConfig:
     k_end_px: float | None = None
     search: PoseSearchConfig = field(default_factory=PoseSearchConfig)
     regularization: float = 0.01
+    pad_factor: int = 2
+    cross_half_reference: bool = False
     chunk_size: int = 256
     invert_contrast: bool = False
     seed: int = 0
@@ -165,7 +175,12 @@ def check_particles(particles: ParticleSet) -> None:
 
 def _backproject_config(config: AbinitConfig) -> BackprojectConfig:
     return BackprojectConfig(regularization=config.regularization, chunk_size=config.chunk_size,
+                             pad_factor=config.pad_factor, gridding_correction=config.pad_factor > 1,
                              seed=config.seed, invert_contrast=False, device=config.device)
+
+
+def _accumulator(particles: ParticleSet, config: AbinitConfig) -> FourierAccumulator:
+    return FourierAccumulator(particles.box_size, int(config.pad_factor), config.device)
 
 
 def _read(particles: ParticleSet, positions: np.ndarray, config: AbinitConfig) -> np.ndarray:
@@ -183,14 +198,14 @@ def initial_map(particles: ParticleSet, config: AbinitConfig) -> np.ndarray:
     check_particles(particles)
     n = len(particles)
     rotations = random_rotations(n, np.random.default_rng(config.seed))
-    acc = FourierAccumulator(particles.box_size, 1, config.device)
+    acc = _accumulator(particles, config)
     bp = _backproject_config(config)
     with torch.no_grad():
         for start in range(0, n, int(config.chunk_size)):
             pos = np.arange(start, min(n, start + int(config.chunk_size)))
             backproject_chunk((acc,), np.zeros(pos.size, dtype=np.int64), _read(particles, pos, config),
                               rotations[pos], np.zeros((pos.size, 2)), particles.ctf.subset(pos), bp)
-    return acc.volume(config.regularization)
+    return acc.volume(config.regularization, config.pad_factor > 1)
 
 
 def low_pass(volume: np.ndarray, k_max_px: float) -> np.ndarray:
@@ -205,7 +220,8 @@ def low_pass(volume: np.ndarray, k_max_px: float) -> np.ndarray:
 
 def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: AbinitConfig,
               previous: Poses | None = None, on_chunk: Callable[[int], None] | None = None,
-              local: bool | None = None, start_level: int | None = None) -> EpochResult:
+              local: bool | None = None, start_level: int | None = None,
+              halves: tuple[np.ndarray, np.ndarray] | None = None) -> EpochResult:
     """One epoch: pose search of every particle against ``volume``, then back-projection with the new poses.
 
     Parameters
@@ -226,6 +242,11 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
     start_level : int, optional
         A local search's first level refines at the step of grid level ``start_level + 1`` (default the finest
         level of the global search, ``base_level + refine_levels``).
+    halves : (ndarray, ndarray), optional
+        The previous epoch's half-maps. Given (and ``config.cross_half_reference``), the particles of each half
+        are searched against the *other* half's map, so that no image is scored against a map it contributed
+        to (the bias towards its current pose that stalls refinement at high frequency); else all against
+        ``volume``.
 
     Returns
     -------
@@ -237,11 +258,14 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
     local = config.is_local(epoch) if local is None else bool(local)
     if local and previous is None:
         raise InputError(f"epoch {epoch} refines poses locally but no previous poses were given")
-    projector = Projector(low_pass(volume, k_max), config.device)
     search = config.search
-    grid = None if local else make_grid_projections(projector, k_max, search)
+    cross = halves is not None and config.cross_half_reference
+    # reference of the particles of half 1 and of half 2
+    refs = (halves[1], halves[0]) if cross else (volume,)
+    projectors = [Projector(low_pass(v, k_max), config.device) for v in refs]
+    grids = [None if local else make_grid_projections(p, k_max, search) for p in projectors]
     half = half_split(n, config.seed)
-    accs = tuple(FourierAccumulator(d, 1, config.device) for _ in range(2))
+    accs = tuple(_accumulator(particles, config) for _ in range(2))
     bp = _backproject_config(config)
     rotations = np.zeros((n, 3, 3))
     shifts = np.zeros((n, 2))
@@ -252,23 +276,29 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
     for start in range(0, n, int(config.chunk_size)):
         pos = np.arange(start, min(n, start + int(config.chunk_size)))
         images = _read(particles, pos, config)
-        ctf = particles.ctf.subset(pos)
-        if local:
-            found = search_poses(projector, images, ctf, k_max, local_search_config,
-                                 start_rotations=previous.rotations[pos], start_shifts_px=previous.shifts_px[pos],
-                                 start_level=finest)
-        else:
-            found = search_poses(projector, images, ctf, k_max, search, grid_projections=grid)
-        rotations[pos], shifts[pos], scores[pos] = found.rotations, found.shifts_px, found.scores
+        for which, projector in enumerate(projectors):
+            sel = np.flatnonzero(half[pos] - 1 == which) if cross else np.arange(pos.size)
+            if sel.size == 0:
+                continue
+            ctf = particles.ctf.subset(pos[sel])
+            if local:
+                found = search_poses(projector, images[sel], ctf, k_max, local_search_config,
+                                     start_rotations=previous.rotations[pos[sel]],
+                                     start_shifts_px=previous.shifts_px[pos[sel]], start_level=finest)
+            else:
+                found = search_poses(projector, images[sel], ctf, k_max, search, grid_projections=grids[which])
+            p = pos[sel]
+            rotations[p], shifts[p], scores[p] = found.rotations, found.shifts_px, found.scores
         with torch.no_grad():
-            backproject_chunk(accs, half[pos] - 1, images, found.rotations, found.shifts_px, ctf, bp)
+            backproject_chunk(accs, half[pos] - 1, images, rotations[pos], shifts[pos], particles.ctf.subset(pos),
+                              bp)
         if on_chunk is not None:
             on_chunk(pos.size)
     with torch.no_grad():
-        half1 = accs[0].volume(config.regularization)
-        half2 = accs[1].volume(config.regularization)
+        half1 = accs[0].volume(config.regularization, config.pad_factor > 1)
+        half2 = accs[1].volume(config.regularization, config.pad_factor > 1)
         accs[0].absorb(accs[1])
-        full = accs[0].volume(config.regularization)
+        full = accs[0].volume(config.regularization, config.pad_factor > 1)
     apix = particles.pixel_size_angstrom or 1.0
     pts = lattice_points(d, k_max)
     cost = search_cost(local_search_config if local else search, pts.shape[0],
@@ -308,26 +338,34 @@ def refine_poses(particles: ParticleSet, poses: Poses, config: AbinitConfig, n_e
         raise InputError(f"{len(particles)} particles but {len(poses)} starting poses")
     result = None
     current = poses
-    volume = _backproject(particles, poses, config)
+    volume, halves = backproject_map(particles, poses, config, with_halves=True)
     last = int(config.num_epochs)
     for epoch in range(1, int(n_epochs) + 1):
-        result = run_epoch(particles, volume, last, config, current, local=True, start_level=start_level)
-        volume, current = result.volume, result.poses
+        result = run_epoch(particles, volume, last, config, current, local=True, start_level=start_level,
+                           halves=halves)
+        volume, current, halves = result.volume, result.poses, (result.half1, result.half2)
         if on_epoch is not None:
             on_epoch(epoch, result)
     return result
 
 
-def _backproject(particles: ParticleSet, poses: Poses, config: AbinitConfig) -> np.ndarray:
-    acc = FourierAccumulator(particles.box_size, 1, config.device)
-    bp = _backproject_config(config)
+def backproject_map(particles: ParticleSet, poses: Poses, config: AbinitConfig, with_halves: bool = False):
+    """Wiener back-projection (D, D, D) float32 of all particles with ``poses``; with ``with_halves`` also the
+    random half-maps (the halves of :func:`run_epoch`): ``(full, (half1, half2))``."""
     n = len(particles)
+    accs = tuple(_accumulator(particles, config) for _ in range(2))
+    half = half_split(n, config.seed)
+    bp = _backproject_config(config)
     with torch.no_grad():
         for start in range(0, n, int(config.chunk_size)):
             pos = np.arange(start, min(n, start + int(config.chunk_size)))
-            backproject_chunk((acc,), np.zeros(pos.size, dtype=np.int64), _read(particles, pos, config),
+            backproject_chunk(accs, half[pos] - 1, _read(particles, pos, config),
                               poses.rotations[pos], poses.shifts_px[pos], particles.ctf.subset(pos), bp)
-    return acc.volume(config.regularization)
+        gridding = config.pad_factor > 1
+        halves = (accs[0].volume(config.regularization, gridding), accs[1].volume(config.regularization, gridding))
+        accs[0].absorb(accs[1])
+        full = accs[0].volume(config.regularization, config.pad_factor > 1)
+    return (full, halves) if with_halves else full
 
 
 def angular_step_deg(config: AbinitConfig) -> float:

@@ -68,6 +68,10 @@ class AbinitRunConfig:
         the folder then holds only ``abinit/``).
     zdim : int
         Latent dimension of the training stage (0: homogeneous).
+    refine_input_poses : bool
+        Start from the poses of the input (``particles``' own .star/.cs) and refine them locally every epoch
+        (``reconstruct.abinit.refine_poses``: first level at the step of grid level ``base_level + 1``, at the
+        end radius) instead of searching ab initio.
     device : str
         ``auto``, ``cpu`` or ``cuda`` for both stages.
     """
@@ -79,6 +83,7 @@ class AbinitRunConfig:
     abinit: ab.AbinitConfig = field(default_factory=ab.AbinitConfig)
     train_epochs: int = 5
     zdim: int = 0
+    refine_input_poses: bool = False
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -258,16 +263,23 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
 
             volume = read_mrc(map_path(run, done))[0]
             previous = load_pose_file(pose_path(run, done)).poses()
+        elif config.refine_input_poses:
+            if particles.poses is None:
+                raise InputError("refining the input poses needs poses in the input", path=config.particles,
+                                 fix="give a .star/.cs with poses, or leave out --refine-input-poses")
+            previous = particles.poses
+            volume = ab.backproject_map(particles, previous, abc)
         else:
             volume = ab.initial_map(particles, abc)
             previous = None
         n_epochs = int(abc.num_epochs)
+        refine = {"local": True, "start_level": abc.search.base_level + 1} if config.refine_input_poses else {}
         for epoch in range(done + 1, n_epochs + 1):
             t0 = time.perf_counter()
             bar = progress(total=len(particles), desc=f"abinit epoch {epoch}/{n_epochs}", unit="img") \
                 if show_progress else None
-            result = ab.run_epoch(particles, volume, epoch, abc, previous,
-                                  on_chunk=None if bar is None else bar.update)
+            result = ab.run_epoch(particles, volume, n_epochs if refine else epoch, abc, previous,
+                                  on_chunk=None if bar is None else bar.update, **refine)
             if bar is not None:
                 bar.close()
             seconds = time.perf_counter() - t0
@@ -277,7 +289,8 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
             if epoch == n_epochs:
                 _write_map(folder / f"half1.{epoch}.mrc", result.half1, apix)
                 _write_map(folder / f"half2.{epoch}.mrc", result.half2, apix)
-            line = (f"epoch {epoch}: {'local' if abc.is_local(epoch) else 'global'} search, "
+            local = bool(refine) or abc.is_local(epoch)
+            line = (f"epoch {epoch}: {'local' if local else 'global'} search, "
                     f"{ab.describe_cost(result)}; mean score {result.scores.mean():.4g}; half-map FSC 0.143 "
                     f"{result.fsc.resolution_angstrom(0.143):.2f} Å; {seconds:.1f} s "
                     f"({1e3 * seconds / len(particles):.2f} ms/image)")
