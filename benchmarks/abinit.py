@@ -110,11 +110,11 @@ def main() -> int:
             t = time.perf_counter()
             result = run_epoch(particles, volume, epoch, config, previous)
             seconds = time.perf_counter() - t
-            volume, previous = result.volume, result.poses
+            volume, previous = result.reference, result.poses
             row = {"epoch": epoch, "local": config.is_local(epoch), "k_max_px": result.k_max_px,
                    "seconds": seconds, "ms_per_image": 1e3 * seconds / args.n,
-                   "multiply_adds_per_image": result.cost, **_errors(result.poses, truth_poses, volume, true_map,
-                                                                      apix)}
+                   "multiply_adds_per_image": result.cost, **_errors(result.poses, truth_poses, result.volume,
+                                                                      true_map, apix)}
             epochs.append(row)
             print(f"epoch {epoch}: {describe_cost(result)}; {seconds:.1f} s ({row['ms_per_image']:.2f} ms/image); "
                   f"median angular error {row['median_angular_error_deg']:.2f}°, shift "

@@ -45,7 +45,7 @@ def test_abinit_finds_poses_of_a_known_map_up_to_rotation(tiny):
     first = None
     for epoch in range(1, 7):
         result = run_epoch(particles, volume, epoch, config, previous)
-        volume, previous = result.volume, result.poses
+        volume, previous = result.reference, result.poses
         if first is None:
             first = align_poses(result.poses.rotations, result.poses.shifts_px, particles.poses.rotations,
                                 particles.poses.shifts_px)
@@ -53,7 +53,7 @@ def test_abinit_finds_poses_of_a_known_map_up_to_rotation(tiny):
     assert np.median(al.angular_error_deg) < 15.0
     assert np.median(al.angular_error_deg) < 0.5 * np.median(first.angular_error_deg)
     assert np.median(al.shift_error_px) < 0.3
-    assert aligned_fsc(volume, truth, al, 1.0).area_under_curve() > 0.9
+    assert aligned_fsc(result.volume, truth, al, 1.0).area_under_curve() > 0.9
     assert result.cost["global"] == 0 and result.cost["local"] > 0  # the last epoch refines locally
 
 

@@ -143,7 +143,11 @@ class EpochResult:
     scores : ndarray, shape (N,), float64
         Score of each pose (normalised cross-correlation, ``reconstruct.pose_search``).
     volume, half1, half2 : ndarray, shape (D, D, D), float32
-        The map back-projected with ``poses`` and its random half-maps.
+        The map back-projected with ``poses`` and its random half-maps (``reconstruct.backproject`` defaults:
+        pad 1, no gridding correction, the most accurate map on noisy data).
+    reference, reference_half1, reference_half2 : ndarray, shape (D, D, D), float32
+        The same on the grid of ``AbinitConfig.pad_factor`` (gridding-corrected): the next epoch's search
+        reference.
     fsc : FSCCurve
         Half-map FSC.
     k_max_px : float
@@ -157,6 +161,9 @@ class EpochResult:
     volume: np.ndarray
     half1: np.ndarray
     half2: np.ndarray
+    reference: np.ndarray
+    reference_half1: np.ndarray
+    reference_half2: np.ndarray
     fsc: FSCCurve
     k_max_px: float
     cost: dict
@@ -229,7 +236,7 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
     particles : ParticleSet
         Images with CTF (their own poses, if any, are not used).
     volume : ndarray, shape (D, D, D)
-        The current map.
+        The current search reference (the previous epoch's ``reference``, or :func:`initial_map`).
     epoch : int
         1-based epoch number (sets the frequency radius and whether the search is local).
     config : AbinitConfig
@@ -267,6 +274,10 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
     half = half_split(n, config.seed)
     accs = tuple(_accumulator(particles, config) for _ in range(2))
     bp = _backproject_config(config)
+    padded = int(config.pad_factor) > 1
+    out_accs = tuple(FourierAccumulator(d, 1, config.device) for _ in range(2)) if padded else accs
+    out_bp = BackprojectConfig(regularization=config.regularization, chunk_size=config.chunk_size, seed=config.seed,
+                               device=config.device)
     rotations = np.zeros((n, 3, 3))
     shifts = np.zeros((n, 2))
     scores = np.zeros(n)
@@ -290,15 +301,24 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
             p = pos[sel]
             rotations[p], shifts[p], scores[p] = found.rotations, found.shifts_px, found.scores
         with torch.no_grad():
-            backproject_chunk(accs, half[pos] - 1, images, rotations[pos], shifts[pos], particles.ctf.subset(pos),
-                              bp)
+            ctf = particles.ctf.subset(pos)
+            backproject_chunk(accs, half[pos] - 1, images, rotations[pos], shifts[pos], ctf, bp)
+            if padded:
+                backproject_chunk(out_accs, half[pos] - 1, images, rotations[pos], shifts[pos], ctf, out_bp)
         if on_chunk is not None:
             on_chunk(pos.size)
     with torch.no_grad():
-        half1 = accs[0].volume(config.regularization, config.pad_factor > 1)
-        half2 = accs[1].volume(config.regularization, config.pad_factor > 1)
+        ref1 = accs[0].volume(config.regularization, padded)
+        ref2 = accs[1].volume(config.regularization, padded)
         accs[0].absorb(accs[1])
-        full = accs[0].volume(config.regularization, config.pad_factor > 1)
+        ref = accs[0].volume(config.regularization, padded)
+        if padded:
+            half1 = out_accs[0].volume(config.regularization)
+            half2 = out_accs[1].volume(config.regularization)
+            out_accs[0].absorb(out_accs[1])
+            full = out_accs[0].volume(config.regularization)
+        else:
+            half1, half2, full = ref1, ref2, ref
     apix = particles.pixel_size_angstrom or 1.0
     pts = lattice_points(d, k_max)
     cost = search_cost(local_search_config if local else search, pts.shape[0],
@@ -306,6 +326,7 @@ def run_epoch(particles: ParticleSet, volume: np.ndarray, epoch: int, config: Ab
     if local:
         cost = {"global": 0.0, "local": cost["local"], "grid_rotations": 0.0, "global_shifts": 0.0}
     return EpochResult(poses=Poses(rotations, shifts, d), scores=scores, volume=full, half1=half1, half2=half2,
+                       reference=ref, reference_half1=ref1, reference_half2=ref2,
                        fsc=fsc_curve(half1, half2, apix), k_max_px=k_max, cost=cost)
 
 
@@ -343,7 +364,8 @@ def refine_poses(particles: ParticleSet, poses: Poses, config: AbinitConfig, n_e
     for epoch in range(1, int(n_epochs) + 1):
         result = run_epoch(particles, volume, last, config, current, local=True, start_level=start_level,
                            halves=halves)
-        volume, current, halves = result.volume, result.poses, (result.half1, result.half2)
+        volume, current = result.reference, result.poses
+        halves = (result.reference_half1, result.reference_half2)
         if on_epoch is not None:
             on_epoch(epoch, result)
     return result

@@ -259,10 +259,8 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
         apix = particles.pixel_size_angstrom or 1.0
         if done:
             log.info("resuming ab initio after epoch %d", done)
-            from cryoscape.io.mrc import read_mrc
-
-            volume = read_mrc(map_path(run, done))[0]
             previous = load_pose_file(pose_path(run, done)).poses()
+            volume = ab.backproject_map(particles, previous, abc)  # the search reference (padded grid)
         elif config.refine_input_poses:
             if particles.poses is None:
                 raise InputError("refining the input poses needs poses in the input", path=config.particles,
@@ -297,7 +295,7 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
             log.info(line)
             with open(folder / "log.txt", "a") as handle:
                 handle.write(line + "\n")
-            volume, previous = result.volume, result.poses
+            volume, previous = result.reference, result.poses
         final = load_pose_file(pose_path(run, n_epochs)).poses()
         atomic_write(folder / "poses.pkl", lambda tmp: write_pose_pickle(tmp, _full_table(final, particles)))
     if int(config.train_epochs) > 0:
