@@ -400,4 +400,4 @@ def describe_cost(result: EpochResult) -> str:
     c = result.cost
     return (f"k_max {result.k_max_px:.1f} px; per image: global {c['global'] / 1e6:.1f} M multiply-adds "
             f"({int(c['grid_rotations'])} rotations × {int(c['global_shifts'])} shifts), "
-            f"local {c['local'] / 1e6:.2f} M per level")
+            f"local at most {c['local'] / 1e6:.2f} M per level")

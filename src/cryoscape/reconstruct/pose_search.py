@@ -33,8 +33,8 @@ Hierarchy
    best one.
 
 Cost per image (multiply-adds): global ``T·M·2K + M·K`` (plus the map's projections, shared by all images:
-``M·K·8`` trilinear reads); each local level ``keep·27·(9·2K + K)`` plus ``keep·27·K·8`` reads for the
-image's own projections (:func:`search_cost`).
+``M·K·8`` trilinear reads); each local level at most ``keep·27·(9·2K + K)`` plus ``keep·27·K·8`` reads for the
+image's own projections (fewer points at the coarse levels; :func:`search_cost` gives the bound).
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ def search_cost(config: PoseSearchConfig, k_points: int, k_points_global: int | 
     Returns
     -------
     dict
-        ``global`` and ``local`` (per local level) multiply-adds per image, ``grid_rotations`` and
+        ``global`` and ``local`` (per local level, an upper bound) multiply-adds per image, ``grid_rotations`` and
         ``global_shifts``.
     """
     m = 72 * 8 ** int(config.base_level)
