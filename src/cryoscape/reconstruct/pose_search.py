@@ -87,7 +87,9 @@ class PoseSearchConfig:
     image_chunk : int
         Images scored at once.
     rotation_chunk : int
-        Grid rotations scored at once (memory ≈ ``image_chunk × T × rotation_chunk × 4`` bytes).
+        Grid rotations scored at once (memory ≈ ``image_chunk × T × rotation_chunk × 4`` bytes). The grid's
+        projections are computed once per map and held: ``M × K_global × 8`` bytes (15 MB at level 2 and
+        ``global_k_max_px`` 16, 120 MB at level 3); images stream through in chunks of ``image_chunk``.
     global_k_max_px : float or None
         The global stage scores only the lattice points up to this radius (pixels) when the search radius is
         larger (the coarse grid needs only the low-resolution shape; cost ∝ points); None: the search radius.
