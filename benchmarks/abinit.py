@@ -79,6 +79,8 @@ def main() -> int:
     parser.add_argument("--perturb-deg", type=float, default=5.0)
     parser.add_argument("--perturb-px", type=float, default=2.0)
     parser.add_argument("--skip-abinit", action="store_true")
+    parser.add_argument("--cross-half", type=int, choices=(0, 1), default=int(AbinitConfig().cross_half_reference),
+                        help="search each half against the other half's map (AbinitConfig.cross_half_reference)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workdir", default=os.environ.get("TMPDIR", "/tmp") + "/cryoscape_bench_abinit")
     parser.add_argument("--json", default=None)
@@ -101,16 +103,17 @@ def main() -> int:
     search = PoseSearchConfig(base_level=args.grid_level, refine_levels=args.refine_levels,
                               max_shift_px=args.search_max_shift_px, shift_step_px=args.shift_step_px)
     config = AbinitConfig(num_epochs=args.epochs, local_epochs=args.local_epochs, search=search,
-                          device=args.device, seed=args.seed)
+                          device=args.device, seed=args.seed, cross_half_reference=bool(args.cross_half))
     if not args.skip_abinit:
         epochs = []
         t0 = time.perf_counter()
-        volume, previous = initial_map(particles, config), None
+        volume, previous, halves = initial_map(particles, config), None, None
         for epoch in range(1, config.num_epochs + 1):
             t = time.perf_counter()
-            result = run_epoch(particles, volume, epoch, config, previous)
+            result = run_epoch(particles, volume, epoch, config, previous, halves=halves)
             seconds = time.perf_counter() - t
             volume, previous = result.reference, result.poses
+            halves = (result.reference_half1, result.reference_half2)
             row = {"epoch": epoch, "local": config.is_local(epoch), "k_max_px": result.k_max_px,
                    "seconds": seconds, "ms_per_image": 1e3 * seconds / args.n,
                    "multiply_adds_per_image": result.cost, **_errors(result.poses, truth_poses, result.volume,
@@ -122,12 +125,14 @@ def main() -> int:
                   f"{row['fsc05_angstrom']:.2f} Å ({row['fsc05_angstrom'] / ref_res:.2f}x true poses)", flush=True)
         final = epochs[-1]
         report["homogeneous"] = {"config": {"epochs": args.epochs, "local_epochs": args.local_epochs,
+                                            "cross_half_reference": bool(args.cross_half),
                                             "grid_level": args.grid_level, "refine_levels": args.refine_levels},
                                  "epochs": epochs, "total_seconds": time.perf_counter() - t0,
                                  "median_angular_error_deg": final["median_angular_error_deg"],
                                  "median_shift_error_px": final["median_shift_error_px"],
                                  "fsc05_angstrom": final["fsc05_angstrom"],
                                  "fsc05_ratio": final["fsc05_angstrom"] / ref_res}
+    report["refinement_config"] = {"cross_half_reference": bool(args.cross_half)}
     if args.refine_n > 0:
         sub = particles.subset(np.arange(min(args.refine_n, len(particles))))
         true = sub.poses

@@ -260,15 +260,16 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
         if done:
             log.info("resuming ab initio after epoch %d", done)
             previous = load_pose_file(pose_path(run, done)).poses()
-            volume = ab.backproject_map(particles, previous, abc)  # the search reference (padded grid)
+            # the search references (padded grid) rebuilt from the saved poses
+            volume, halves = ab.backproject_map(particles, previous, abc, with_halves=True)
         elif config.refine_input_poses:
             if particles.poses is None:
                 raise InputError("refining the input poses needs poses in the input", path=config.particles,
                                  fix="give a .star/.cs with poses, or leave out --refine-input-poses")
             previous = particles.poses
-            volume = ab.backproject_map(particles, previous, abc)
+            volume, halves = ab.backproject_map(particles, previous, abc, with_halves=True)
         else:
-            volume = ab.initial_map(particles, abc)
+            volume, halves = ab.initial_map(particles, abc), None
             previous = None
         n_epochs = int(abc.num_epochs)
         refine = {"local": True, "start_level": abc.search.base_level + 1} if config.refine_input_poses else {}
@@ -277,7 +278,7 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
             bar = progress(total=len(particles), desc=f"abinit epoch {epoch}/{n_epochs}", unit="img") \
                 if show_progress else None
             result = ab.run_epoch(particles, volume, n_epochs if refine else epoch, abc, previous,
-                                  on_chunk=None if bar is None else bar.update, **refine)
+                                  on_chunk=None if bar is None else bar.update, halves=halves, **refine)
             if bar is not None:
                 bar.close()
             seconds = time.perf_counter() - t0
@@ -296,6 +297,7 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
             with open(folder / "log.txt", "a") as handle:
                 handle.write(line + "\n")
             volume, previous = result.reference, result.poses
+            halves = (result.reference_half1, result.reference_half2)
         final = load_pose_file(pose_path(run, n_epochs)).poses()
         atomic_write(folder / "poses.pkl", lambda tmp: write_pose_pickle(tmp, _full_table(final, particles)))
     if int(config.train_epochs) > 0:
