@@ -81,6 +81,8 @@ def main() -> int:
     parser.add_argument("--skip-abinit", action="store_true")
     parser.add_argument("--cross-half", type=int, choices=(0, 1), default=int(AbinitConfig().cross_half_reference),
                         help="search each half against the other half's map (AbinitConfig.cross_half_reference)")
+    parser.add_argument("--fsc-weighting", type=int, choices=(0, 1), default=int(AbinitConfig().fsc_weighting),
+                        help="FSC-weighted search references (AbinitConfig.fsc_weighting)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workdir", default=os.environ.get("TMPDIR", "/tmp") + "/cryoscape_bench_abinit")
     parser.add_argument("--json", default=None)
@@ -103,7 +105,8 @@ def main() -> int:
     search = PoseSearchConfig(base_level=args.grid_level, refine_levels=args.refine_levels,
                               max_shift_px=args.search_max_shift_px, shift_step_px=args.shift_step_px)
     config = AbinitConfig(num_epochs=args.epochs, local_epochs=args.local_epochs, search=search,
-                          device=args.device, seed=args.seed, cross_half_reference=bool(args.cross_half))
+                          device=args.device, seed=args.seed, cross_half_reference=bool(args.cross_half),
+                          fsc_weighting=bool(args.fsc_weighting))
     if not args.skip_abinit:
         epochs = []
         t0 = time.perf_counter()
@@ -126,13 +129,15 @@ def main() -> int:
         final = epochs[-1]
         report["homogeneous"] = {"config": {"epochs": args.epochs, "local_epochs": args.local_epochs,
                                             "cross_half_reference": bool(args.cross_half),
+                                            "fsc_weighting": bool(args.fsc_weighting),
                                             "grid_level": args.grid_level, "refine_levels": args.refine_levels},
                                  "epochs": epochs, "total_seconds": time.perf_counter() - t0,
                                  "median_angular_error_deg": final["median_angular_error_deg"],
                                  "median_shift_error_px": final["median_shift_error_px"],
                                  "fsc05_angstrom": final["fsc05_angstrom"],
                                  "fsc05_ratio": final["fsc05_angstrom"] / ref_res}
-    report["refinement_config"] = {"cross_half_reference": bool(args.cross_half)}
+    report["refinement_config"] = {"cross_half_reference": bool(args.cross_half),
+                                   "fsc_weighting": bool(args.fsc_weighting)}
     if args.refine_n > 0:
         sub = particles.subset(np.arange(min(args.refine_n, len(particles))))
         true = sub.poses
