@@ -82,3 +82,29 @@ def test_refinement_reduces_a_known_pose_perturbation(tiny):
     shift_err = np.linalg.norm(result.poses.shifts_px - true.shifts_px, axis=1)
     assert np.median(err) < 2.5  # from 5°
     assert np.median(shift_err) < 0.5  # from 1 px
+
+
+def test_fsc_weights_keep_signal_and_damp_noise():
+    from cryoscape.reconstruct.abinit import fsc_weights, low_pass
+
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(16, 16, 16))
+    np.testing.assert_allclose(fsc_weights(signal, signal), 1.0)
+    noise = fsc_weights(rng.normal(size=(16, 16, 16)), rng.normal(size=(16, 16, 16)))
+    assert noise[0] == 1.0 and noise[4:].max() < 0.45
+    np.testing.assert_allclose(low_pass(signal, 100.0, np.ones(20)), signal, atol=1e-5)
+    np.testing.assert_allclose(low_pass(signal, 6.0, np.ones(20)), low_pass(signal, 6.0), atol=1e-6)
+    assert np.abs(low_pass(signal, 100.0, np.zeros(20))).max() < 1e-6
+
+
+def test_cross_half_refinement_moves_towards_the_truth(tiny):
+    particles, _ = tiny
+    true = particles.poses
+    rng = np.random.default_rng(2)
+    axes = rng.normal(size=(len(true), 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    start = Poses(axis_angle_to_matrix(axes * np.radians(5.0)) @ true.rotations, true.shifts_px, true.box_size)
+    config = AbinitConfig(num_epochs=2, local_epochs=0, cross_half_reference=True,
+                          search=PoseSearchConfig(base_level=2, refine_levels=3, max_shift_px=2.0, shift_step_px=2.0))
+    result = refine_poses(particles, start, config, 2, start_level=3)
+    assert np.median(rotation_angle_deg(result.poses.rotations, true.rotations)) < 3.5
