@@ -70,16 +70,14 @@ class AbinitConfig:
     regularization : float
         Wiener constant of the back-projection (relative to the mean weight).
     pad_factor : int
-        Oversampling of the back-projection's Fourier grid (2, with the gridding correction: a more accurate
-        reference than 1; measured on noise-free data, box 24: median error of a local search 0.83° against
-        2.2° at 1, 0.77° against the true map).
+        Oversampling of the Fourier grid of the search references' back-projection (2, with the gridding
+        correction, interpolates projections more accurately than 1). The output maps use the default
+        back-projection (pad 1) whatever this is.
     cross_half_reference : bool
         Search the particles of each random half against the other half's map (:func:`run_epoch`; when the
-        half-maps are given), so that no image is scored against a map it contributed to; False: all against
-        the full map. Measured (``benchmarks/abinit.py``, box 64, SNR 0.1, 1000 particles): median error 3.97°
-        cross-half against 4.04° full map ab initio, and a 5° perturbation refined to 3.85° against 4.34° (3
-        epochs); on small noise-free sets the full map refined better (box 24, 200 particles: 1.5–1.7° against
-        1.8–1.9°).
+        half-maps are given), so that no image is scored against a map it contributed to (a map holding an
+        image favours that image's current pose); False: all against the full map, which has less noise
+        (``benchmarks/abinit.py --cross-half`` compares them).
     fsc_weighting : bool
         Weight each shell of the search reference by ``sqrt(2 FSC / (1 + FSC))`` of the previous epoch's
         half-maps (:func:`fsc_weights`), so that the scores are not dominated by shells of noise.
