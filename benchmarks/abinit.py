@@ -17,7 +17,16 @@ Simulates one rigid state of the ``hinge`` built-in (box ``--box``, SNR ``--snr`
 Per epoch the cost per image of each search level (multiply-adds) and the wall time are recorded. Prints one line
 per epoch and writes everything to ``--json``.
 
-    OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/abinit.py --n 5000 --json benchmarks/results/abinit.json
+The runs behind ``benchmarks/results/abinit*.json`` (one CPU thread, shared machine):
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/abinit.py --n 1000 --refine-n 0 --cross-half 1 \
+        --fsc-weighting 1 --json benchmarks/results/abinit.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/abinit.py --n 1000 --refine-n 0 --cross-half 0 \
+        --fsc-weighting 1 --json benchmarks/results/abinit_full_map_reference.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/abinit.py --n 1000 --skip-abinit --refine-n 1000 \
+        --refine-epochs 4 --json benchmarks/results/abinit_refinement.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/abinit.py --n 5000 --epochs 8 --local-epochs 4 \
+        --refine-n 0 --json benchmarks/results/abinit_n5000.json
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ one consensus map, then train-vae on the poses found for ``--train-epochs`` epoc
 
 Prints the figures and writes ``--json``.
 
-    OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/abinit_het.py --n 3000 --json benchmarks/results/abinit_het.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/abinit_het.py --n 2000 --box 32 --epochs 8 --zdim 8 \
+        --train-epochs 20 --json benchmarks/results/abinit_het.json
 """
 
 from __future__ import annotations
