@@ -29,6 +29,31 @@ def _refuse_existing(out, validation, overwrite: bool) -> None:
                          fix="give another -o, or --overwrite to replace its files")
 
 
+def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--poses-from RUN [--epoch N]`` of ``write-star``/``write-cs``."""
+    parser.add_argument("--poses-from", metavar="RUN",
+                        help="write the poses of this cryoscape abinit run (RUN/abinit/poses.N.npz)")
+    parser.add_argument("--epoch", type=int, help="epoch of the poses (default: the last)")
+
+
+def export_poses(args: argparse.Namespace, kind: str, source, out) -> int:
+    """Write a run's learned poses into the rows of the .star/.cs it was trained on (``--poses-from``)."""
+    import numpy as np
+
+    from cryoscape.io.legacy import read_index
+    from cryoscape.io.pose_export import write_cs_poses, write_star_poses
+    from cryoscape.training.abinit_run import load_run_poses
+
+    found = load_run_poses(args.poses_from, args.epoch)
+    keep = np.ones(found.indices.size, dtype=bool)
+    if args.ind:
+        keep = np.isin(found.indices, read_index(args.ind))
+    writer = write_star_poses if kind == "star" else write_cs_poses
+    n = writer(source, out, found.rotations[keep], found.shifts_angstrom[keep], found.indices[keep])
+    print(f"wrote {out}: {n} particles with the poses of {args.poses_from} (epoch {found.epoch})")
+    return 0
+
+
 def export_subset(args: argparse.Namespace, kind: str) -> int:
     """Check, write and optionally validate the selected rows of a .star (``kind="star"``) or .cs file."""
     from pathlib import Path
@@ -49,6 +74,10 @@ def export_subset(args: argparse.Namespace, kind: str) -> int:
     if out.suffix.lower() != f".{kind}":
         raise InputError(f"the output must end in .{kind}", path=out, fix=f"name it e.g. selected.{kind}")
     _refuse_existing(out, validation, args.overwrite)
+    if getattr(args, "poses_from", None):
+        return export_poses(args, kind, source, out)
+    if args.ind is None:
+        raise InputError("--ind is required (unless --poses-from is given)", fix="give the particle indices")
     indices = read_index(args.ind)
     if args.check_against:
         print("check: " + check_same_particles(source, args.check_against))

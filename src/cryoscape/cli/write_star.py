@@ -24,8 +24,14 @@ An existing output is never replaced unless --overwrite. --validate back-project
 (random half-maps, gold-standard FSC) next to the whole file (needs the images: --datadir when they moved),
 writing OUT_validate/.
 
+--poses-from RUN writes the poses learned by `cryoscape abinit` (RUN/abinit/poses.N.npz, the last epoch or
+--epoch N) into rlnAngleRot/Tilt/Psi and rlnOriginXAngst/YAngst (rlnOriginX/Y in pixels for RELION 3.0 files),
+every other column kept, for the particles of the run (all rows of STAR unless the run used --ind; with --ind
+here, only those). Shifts are converted through Å, so poses found on a downsampled stack apply to the original.
+
 examples:
   cryoscape write-star particles.star --ind state_a.txt -o state_a.star
+  cryoscape write-star particles.star --poses-from run_abinit/ -o particles_abinit.star
   cryoscape write-star Refine3D/job040/run_data.star --ind sel.txt -o sel.star --check-against particles.128.star
   cryoscape write-star particles.star --ind sel.pkl -o sel.star --validate --datadir /data/project
 """
@@ -33,15 +39,16 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("star", metavar="STAR", help="original RELION particle .star (3.0, 3.1, 4 or 5)")
-    parser.add_argument("--ind", required=True, help="0-based particle indices into STAR (.txt, .npy or .pkl)")
+    parser.add_argument("--ind", help="0-based particle indices into STAR (.txt, .npy or .pkl)")
     parser.add_argument("-o", "--out", required=True, help="output .star")
     parser.add_argument("--all-optics-groups", action="store_true",
                         help="keep every optics group (default: only those the selected particles use)")
     parser.add_argument("--check-against", metavar="PARTICLES",
                         help="the particles the run was trained on (e.g. a downsampled .star): check that they "
                              "are the particles of STAR in the same order")
-    from cryoscape.cli._export import add_validation_arguments
+    from cryoscape.cli._export import add_pose_arguments, add_validation_arguments
 
+    add_pose_arguments(parser)
     add_validation_arguments(parser)
 
 

@@ -1,0 +1,344 @@
+"""``cryoscape abinit``: ab initio poses and map, then a train-nn/train-vae run on the poses found.
+
+Run folder (``RUN``)::
+
+    RUN/abinit/config.yaml     the AbinitRunConfig
+    RUN/abinit/log.txt         one line per epoch (radius scored, cost per image, mean score, half-map FSC)
+    RUN/abinit/poses.N.npz     poses after epoch N (1-based): ``rotations`` (n, 3, 3), ``euler_deg`` (n, 3)
+                               RELION (rot, tilt, psi), ``shifts_px`` (n, 2), ``shifts_angstrom`` (n, 2),
+                               ``scores`` (n,), ``indices`` (n,) original particle indices, ``box_size``,
+                               ``pixel_size_angstrom``, ``k_max_px``
+    RUN/abinit/map.N.mrc       the voxel map back-projected with those poses (and half1.N.mrc, half2.N.mrc
+                               for the last epoch)
+    RUN/abinit/poses.pkl       the last epoch's poses as a cryoDRGN pose pickle (``--poses`` of train-nn)
+    RUN/config.yaml, weights.N.pt, reconstruct.N.mrc / z.N.npz, run.log ...
+                               a train-nn run (``zdim = 0``) or train-vae run (``zdim > 0``) trained on
+                               ``abinit/poses.pkl`` for ``train_epochs`` epochs; every command that reads a
+                               training run (eval-vol, analyze, select, ...) reads this one.
+
+A killed run resumes where it stopped when the same command is given again: the search continues after the last
+epoch whose ``poses.N.npz`` and ``map.N.mrc`` are both on disk (the epochs are deterministic, so the result is
+the same), and the training stage resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from cryoscape.configio import dataclass_from_mapping
+from cryoscape.data.particles import ParticleSet, load_particles
+from cryoscape.errors import InputError
+from cryoscape.geometry.rotations import matrix_to_euler
+from cryoscape.io.atomic import atomic_open, atomic_write
+from cryoscape.io.legacy import write_pose_pickle
+from cryoscape.io.mrc import write_mrc
+from cryoscape.io.records import Poses
+from cryoscape.progress import progress
+from cryoscape.reconstruct import abinit as ab
+from cryoscape.runs import RunDir
+
+log = logging.getLogger(__name__)
+
+ABINIT_DIR = "abinit"
+_POSES_RE = re.compile(r"^poses\.(\d+)\.npz$")
+
+
+@dataclass(frozen=True)
+class AbinitRunConfig:
+    """Everything ``cryoscape abinit`` does (flag = field = yaml key).
+
+    Attributes
+    ----------
+    particles, ctf, ind, datadir : str or None
+        The standard particle options (``data.particles.load_particles``); poses in the input are ignored.
+    abinit : AbinitConfig
+        Projection matching (epochs, frequency marching, search grid).
+    train_epochs : int
+        Epochs of the train-nn (``zdim = 0``) or train-vae (``zdim > 0``) stage on the poses found (0: none,
+        the folder then holds only ``abinit/``).
+    zdim : int
+        Latent dimension of the training stage (0: homogeneous).
+    refine_input_poses : bool
+        Start from the poses of the input (``particles``' own .star/.cs) and refine them locally every epoch
+        (``reconstruct.abinit.refine_poses``: first level at the step of grid level ``base_level + 1``, at the
+        end radius) instead of searching ab initio.
+    device : str
+        ``auto``, ``cpu`` or ``cuda`` for both stages.
+    """
+
+    particles: str | None = None
+    ctf: str | None = None
+    ind: str | None = None
+    datadir: str | None = None
+    abinit: ab.AbinitConfig = field(default_factory=ab.AbinitConfig)
+    train_epochs: int = 5
+    zdim: int = 0
+    refine_input_poses: bool = False
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if int(self.train_epochs) < 0 or int(self.zdim) < 0:
+            raise InputError(f"train_epochs and zdim must be >= 0, got {self.train_epochs} and {self.zdim}")
+
+
+@dataclass(frozen=True)
+class PoseFile:
+    """Contents of ``abinit/poses.N.npz`` (see the module docstring)."""
+
+    rotations: np.ndarray
+    shifts_px: np.ndarray
+    scores: np.ndarray
+    indices: np.ndarray
+    box_size: int
+    pixel_size_angstrom: float
+    epoch: int
+
+    @property
+    def shifts_angstrom(self) -> np.ndarray:
+        return self.shifts_px * self.pixel_size_angstrom
+
+    def poses(self) -> Poses:
+        return Poses(self.rotations, self.shifts_px, self.box_size)
+
+
+def abinit_dir(run: RunDir) -> Path:
+    return run.path / ABINIT_DIR
+
+
+def pose_path(run: RunDir, epoch: int) -> Path:
+    return abinit_dir(run) / f"poses.{int(epoch)}.npz"
+
+
+def map_path(run: RunDir, epoch: int) -> Path:
+    return abinit_dir(run) / f"map.{int(epoch)}.mrc"
+
+
+def pose_epochs(run: RunDir) -> list[int]:
+    """Epochs with a ``poses.N.npz`` (increasing)."""
+    folder = abinit_dir(run)
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _POSES_RE.match(p.name)))
+
+
+def save_pose_file(path: Path, poses: Poses, scores: np.ndarray, indices: np.ndarray, pixel_size_angstrom: float,
+                   k_max_px: float) -> None:
+    """Write ``poses.N.npz`` atomically (module docstring)."""
+    arrays = {
+        "rotations": poses.rotations, "euler_deg": np.degrees(matrix_to_euler(poses.rotations)),
+        "shifts_px": poses.shifts_px, "shifts_angstrom": poses.shifts_px * pixel_size_angstrom,
+        "scores": np.asarray(scores, dtype=np.float64), "indices": np.asarray(indices, dtype=np.int64),
+        "box_size": np.int64(poses.box_size), "pixel_size_angstrom": np.float64(pixel_size_angstrom),
+        "k_max_px": np.float64(k_max_px),
+    }
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_pose_file(path: str | os.PathLike, epoch: int = -1) -> PoseFile:
+    """Read a ``poses.N.npz`` written by :func:`save_pose_file`."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return PoseFile(rotations=data["rotations"], shifts_px=data["shifts_px"], scores=data["scores"],
+                            indices=data["indices"].astype(np.int64), box_size=int(data["box_size"]),
+                            pixel_size_angstrom=float(data["pixel_size_angstrom"]), epoch=int(epoch))
+    except FileNotFoundError:
+        raise InputError("pose file not found", path=path, fix="give a run folder written by cryoscape abinit") \
+            from None
+    except (KeyError, ValueError, OSError) as exc:
+        raise InputError(f"not a cryoscape pose file ({exc})", path=path) from None
+
+
+def load_run_poses(run_path: str | os.PathLike, epoch: int | None = None) -> PoseFile:
+    """The poses of a run folder at ``epoch`` (the latest when None or -1): ``RUN/abinit/poses.N.npz``."""
+    run = RunDir(run_path)
+    found = pose_epochs(run)
+    if not found:
+        raise InputError("no poses.N.npz found", path=abinit_dir(run),
+                         fix="give the output folder of cryoscape abinit")
+    if epoch is None or int(epoch) == -1:
+        epoch = found[-1]
+    if int(epoch) not in found:
+        raise InputError(f"no poses for epoch {epoch} (found {', '.join(map(str, found))})", path=abinit_dir(run))
+    return load_pose_file(pose_path(run, int(epoch)), int(epoch))
+
+
+def _config_dict(config: AbinitRunConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(values: dict, path: str | os.PathLike | None = None) -> AbinitRunConfig:
+    """An :class:`AbinitRunConfig` from the nested mappings of ``abinit/config.yaml``."""
+    return dataclass_from_mapping(AbinitRunConfig, values, path=path)
+
+
+def _resumable(config: AbinitRunConfig) -> dict:
+    """The settings a resumed run must share with the stopped one (all but the device and the training epochs)."""
+    values = _config_dict(config)
+    values["abinit"] = {k: v for k, v in values["abinit"].items() if k != "device"}
+    return {k: v for k, v in values.items() if k not in ("train_epochs", "device")}
+
+
+def _open(config: AbinitRunConfig) -> ParticleSet:
+    particles = load_particles(config.particles, ctf=config.ctf, ind=config.ind, datadir=config.datadir)
+    ab.check_particles(particles)
+    return particles
+
+
+def _start_epoch(run: RunDir, config: AbinitRunConfig, overwrite: bool) -> int:
+    """Epochs already done in ``run`` (0 for a new folder); refuses a folder of another abinit config."""
+    folder = abinit_dir(run)
+    saved = folder / "config.yaml"
+    if overwrite:
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        run.remove_run_files()
+        return 0
+    if not saved.is_file():
+        if run.holds_run():
+            raise InputError("the folder already holds a training run", path=run.path,
+                             fix="give another -o, or --overwrite to start over")
+        return 0
+    try:
+        old = config_from_dict(yaml.safe_load(saved.read_text()) or {}, path=saved)
+    except yaml.YAMLError:
+        raise InputError("cannot read the ab initio configuration", path=saved,
+                         fix="give another -o, or --overwrite to start over") from None
+    if _resumable(old) != _resumable(config):
+        raise InputError("the folder holds an ab initio run with other settings", path=run.path,
+                         fix="give the same options to resume it, another -o, or --overwrite to start over")
+    done = [e for e in pose_epochs(run) if map_path(run, e).is_file()]
+    return min(done[-1], int(config.abinit.num_epochs)) if done else 0
+
+
+def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite: bool = False,
+               particles: ParticleSet | None = None, show_progress: bool = True) -> RunDir:
+    """Run ab initio projection matching and the training stage into ``out_dir`` (module docstring).
+
+    Parameters
+    ----------
+    config : AbinitRunConfig
+    out_dir : path
+        The run folder (created).
+    overwrite : bool
+        Delete an earlier run in the folder first; without it an ab initio run with the same settings is
+        resumed and anything else is refused.
+    particles : ParticleSet, optional
+        Use these particles instead of opening ``config.particles`` (tests).
+
+    Returns
+    -------
+    RunDir
+    """
+    from cryoscape.training.distributed import choose_device
+
+    device = str(choose_device(config.device))
+    if particles is None:
+        particles = _open(config)
+    else:
+        ab.check_particles(particles)
+    abc = dataclasses.replace(config.abinit, device=device)
+    run = RunDir(out_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    with run.lock():
+        done = _start_epoch(run, config, overwrite)
+        folder = abinit_dir(run)
+        folder.mkdir(exist_ok=True)
+        with atomic_open(folder / "config.yaml", "w") as handle:
+            handle.write(yaml.safe_dump(_config_dict(config), sort_keys=False))
+        apix = particles.pixel_size_angstrom or 1.0
+        if done:
+            log.info("resuming ab initio after epoch %d", done)
+            previous = load_pose_file(pose_path(run, done)).poses()
+            # the search references (padded grid) rebuilt from the saved poses
+            volume, halves = ab.backproject_map(particles, previous, abc, with_halves=True)
+        elif config.refine_input_poses:
+            if particles.poses is None:
+                raise InputError("refining the input poses needs poses in the input", path=config.particles,
+                                 fix="give a .star/.cs with poses, or leave out --refine-input-poses")
+            previous = particles.poses
+            volume, halves = ab.backproject_map(particles, previous, abc, with_halves=True)
+        else:
+            volume, halves = ab.initial_map(particles, abc), None
+            previous = None
+        n_epochs = int(abc.num_epochs)
+        refine = {"local": True, "start_level": abc.search.base_level + 1} if config.refine_input_poses else {}
+        for epoch in range(done + 1, n_epochs + 1):
+            t0 = time.perf_counter()
+            bar = progress(total=len(particles), desc=f"abinit epoch {epoch}/{n_epochs}", unit="img") \
+                if show_progress else None
+            result = ab.run_epoch(particles, volume, n_epochs if refine else epoch, abc, previous,
+                                  on_chunk=None if bar is None else bar.update, halves=halves, **refine)
+            if bar is not None:
+                bar.close()
+            seconds = time.perf_counter() - t0
+            save_pose_file(pose_path(run, epoch), result.poses, result.scores, particles.indices, apix,
+                           result.k_max_px)
+            _write_map(map_path(run, epoch), result.volume, apix)
+            if epoch == n_epochs:
+                _write_map(folder / f"half1.{epoch}.mrc", result.half1, apix)
+                _write_map(folder / f"half2.{epoch}.mrc", result.half2, apix)
+            local = bool(refine) or abc.is_local(epoch)
+            line = (f"epoch {epoch}: {'local' if local else 'global'} search, "
+                    f"{ab.describe_cost(result)}; mean score {result.scores.mean():.4g}; half-map FSC 0.143 "
+                    f"{result.fsc.resolution_angstrom(0.143):.2f} Å; {seconds:.1f} s "
+                    f"({1e3 * seconds / len(particles):.2f} ms/image)")
+            log.info(line)
+            with open(folder / "log.txt", "a") as handle:
+                handle.write(line + "\n")
+            volume, previous = result.reference, result.poses
+            halves = (result.reference_half1, result.reference_half2)
+        final = load_pose_file(pose_path(run, n_epochs)).poses()
+        atomic_write(folder / "poses.pkl", lambda tmp: write_pose_pickle(tmp, _full_table(final, particles)))
+    if int(config.train_epochs) > 0:
+        _train_stage(config, run, particles, device)
+    return run
+
+
+def _full_table(poses: Poses, particles: ParticleSet) -> Poses:
+    """Poses of the selected particles placed at their original indices (identity elsewhere): the pose file
+    train-nn reads is indexed like the particle stack, before ``--ind``."""
+    n_total = len(particles.images)
+    rot = np.broadcast_to(np.eye(3), (n_total, 3, 3)).copy()
+    shifts = np.zeros((n_total, 2))
+    rot[particles.indices] = poses.rotations
+    shifts[particles.indices] = poses.shifts_px
+    return Poses(rot, shifts, poses.box_size)
+
+
+def _write_map(path: Path, volume: np.ndarray, apix: float) -> None:
+    write_mrc(path, np.asarray(volume, dtype=np.float32), voxel_size_angstrom=apix)
+
+
+def _train_stage(config: AbinitRunConfig, run: RunDir, particles: ParticleSet, device: str) -> None:
+    """train-nn (zdim 0) or train-vae on ``abinit/poses.pkl``, into the run folder; resumes a stopped one."""
+    from cryoscape.models.config import ModelConfig
+    from cryoscape.training.config import DataConfig, TrainConfig
+    from cryoscape.training.loop import fit
+
+    poses_file = str((abinit_dir(run) / "poses.pkl").resolve())
+    data = DataConfig(particles=config.particles, poses=poses_file, ctf=config.ctf, ind=config.ind,
+                      datadir=config.datadir, invert_data=config.abinit.invert_contrast)
+    train = TrainConfig(model=ModelConfig(zdim=int(config.zdim)), data=data, num_epochs=int(config.train_epochs),
+                        device=device, seed=int(config.abinit.seed))
+    kind = "vae" if config.zdim else "homogeneous"
+    with_poses = dataclasses.replace(particles, poses=_full_table(
+        load_pose_file(pose_path(run, int(config.abinit.num_epochs))).poses(), particles).subset(particles.indices))
+    latest = run.latest_epoch()
+    if latest is not None:
+        if latest >= int(config.train_epochs):
+            return
+        fit(None, run.path, resume_from=run.path, changes={"num_epochs": int(config.train_epochs)},
+            model_kind=kind, particles=with_poses)
+    else:
+        fit(train, run.path, model_kind=kind, particles=with_poses)
