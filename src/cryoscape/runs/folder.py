@@ -38,6 +38,7 @@ import yaml
 from cryoscape.errors import InputError
 from cryoscape.io.atomic import atomic_open, atomic_write
 from cryoscape.runs.layout import (
+    AbinitLayout,
     AnalysisLayout,
     LandscapeLayout,
     SelectionsLayout,
@@ -129,6 +130,11 @@ class RunDir:
     def traversals(self, epoch: int) -> TraversalsLayout:
         """``RUN/traversals.N``: the trajectory commands' folders for epoch N."""
         return TraversalsLayout(self.path / traversals_dir_name(epoch))
+
+    @property
+    def abinit(self) -> AbinitLayout:
+        """``RUN/abinit``: the pose search of ``cryoscape abinit``."""
+        return AbinitLayout(self.path / "abinit")
 
     @property
     def selections(self) -> SelectionsLayout:

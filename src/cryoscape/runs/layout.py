@@ -30,6 +30,7 @@ from pathlib import Path
 
 KMEANS_RE = re.compile(r"^kmeans(\d+)$")
 PC_RE = re.compile(r"^pc(\d+)$")
+POSES_RE = re.compile(r"^poses\.(\d+)\.npz$")
 SERIES_PREFIX = "vol_"
 #: kinds of the joint particle plots of analyze (scatter, hexbin density, density contour)
 JOINT_KINDS = ("scatter", "hexbin", "contour")
@@ -337,6 +338,46 @@ class ComparisonLayout:
     @property
     def confusion_png(self) -> Path:
         return self.root / "confusion.png"
+
+
+@dataclass(frozen=True)
+class AbinitLayout:
+    """``RUN/abinit/``: the pose search of ``cryoscape abinit`` (N counts search epochs, not training epochs)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        """``config.yaml``: the AbinitRunConfig."""
+        return self.root / "config.yaml"
+
+    def poses(self, epoch: int) -> Path:
+        """``poses.N.npz``: rotations, shifts, scores and particle indices after search epoch N."""
+        return self.root / f"poses.{int(epoch)}.npz"
+
+    def map(self, epoch: int) -> Path:
+        """``map.N.mrc``: the back-projection with the poses of epoch N."""
+        return self.root / f"map.{int(epoch)}.mrc"
+
+    def half_map(self, half: int, epoch: int) -> Path:
+        """``half1.N.mrc`` / ``half2.N.mrc``: the half-maps of epoch N (the next epoch's search references)."""
+        return self.root / f"half{int(half)}.{int(epoch)}.mrc"
+
+    @property
+    def log(self) -> Path:
+        """``log.txt``: cost per image per search level and time per epoch."""
+        return self.root / "log.txt"
+
+    @property
+    def poses_pickle(self) -> Path:
+        """``poses.pkl``: the final poses as a cryoDRGN pose pickle (what the training stage reads)."""
+        return self.root / "poses.pkl"
+
+    def pose_epochs(self) -> list[int]:
+        """Epochs with a ``poses.N.npz``, increasing."""
+        if not self.root.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in self.root.iterdir() if (m := POSES_RE.match(p.name)))
 
 
 def analysis_dir_name(epoch: int) -> str:

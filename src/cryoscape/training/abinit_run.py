@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -49,8 +48,6 @@ from cryoscape.runs import RunDir
 
 log = logging.getLogger(__name__)
 
-ABINIT_DIR = "abinit"
-_POSES_RE = re.compile(r"^poses\.(\d+)\.npz$")
 
 
 @dataclass(frozen=True)
@@ -112,23 +109,20 @@ class PoseFile:
 
 
 def abinit_dir(run: RunDir) -> Path:
-    return run.path / ABINIT_DIR
+    return run.abinit.root
 
 
 def pose_path(run: RunDir, epoch: int) -> Path:
-    return abinit_dir(run) / f"poses.{int(epoch)}.npz"
+    return run.abinit.poses(epoch)
 
 
 def map_path(run: RunDir, epoch: int) -> Path:
-    return abinit_dir(run) / f"map.{int(epoch)}.mrc"
+    return run.abinit.map(epoch)
 
 
 def pose_epochs(run: RunDir) -> list[int]:
     """Epochs with a ``poses.N.npz`` (increasing)."""
-    folder = abinit_dir(run)
-    if not folder.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _POSES_RE.match(p.name)))
+    return run.abinit.pose_epochs()
 
 
 def save_pose_file(path: Path, poses: Poses, scores: np.ndarray, indices: np.ndarray, pixel_size_angstrom: float,
@@ -198,7 +192,7 @@ def _open(config: AbinitRunConfig) -> ParticleSet:
 def _start_epoch(run: RunDir, config: AbinitRunConfig, overwrite: bool) -> int:
     """Epochs already done in ``run`` (0 for a new folder); refuses a folder of another abinit config."""
     folder = abinit_dir(run)
-    saved = folder / "config.yaml"
+    saved = run.abinit.config
     if overwrite:
         if folder.is_dir():
             shutil.rmtree(folder)
@@ -254,7 +248,7 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
         done = _start_epoch(run, config, overwrite)
         folder = abinit_dir(run)
         folder.mkdir(exist_ok=True)
-        with atomic_open(folder / "config.yaml", "w") as handle:
+        with atomic_open(run.abinit.config, "w") as handle:
             handle.write(yaml.safe_dump(_config_dict(config), sort_keys=False))
         apix = particles.pixel_size_angstrom or 1.0
         if done:
@@ -286,20 +280,20 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
                            result.k_max_px)
             _write_map(map_path(run, epoch), result.volume, apix)
             if epoch == n_epochs:
-                _write_map(folder / f"half1.{epoch}.mrc", result.half1, apix)
-                _write_map(folder / f"half2.{epoch}.mrc", result.half2, apix)
+                _write_map(run.abinit.half_map(1, epoch), result.half1, apix)
+                _write_map(run.abinit.half_map(2, epoch), result.half2, apix)
             local = bool(refine) or abc.is_local(epoch)
             line = (f"epoch {epoch}: {'local' if local else 'global'} search, "
                     f"{ab.describe_cost(result)}; mean score {result.scores.mean():.4g}; half-map FSC 0.143 "
                     f"{result.fsc.resolution_angstrom(0.143):.2f} Å; {seconds:.1f} s "
                     f"({1e3 * seconds / len(particles):.2f} ms/image)")
             log.info(line)
-            with open(folder / "log.txt", "a") as handle:
+            with open(run.abinit.log, "a") as handle:
                 handle.write(line + "\n")
             volume, previous = result.reference, result.poses
             halves = (result.reference_half1, result.reference_half2)
         final = load_pose_file(pose_path(run, n_epochs)).poses()
-        atomic_write(folder / "poses.pkl", lambda tmp: write_pose_pickle(tmp, _full_table(final, particles)))
+        atomic_write(run.abinit.poses_pickle, lambda tmp: write_pose_pickle(tmp, _full_table(final, particles)))
     if int(config.train_epochs) > 0:
         _train_stage(config, run, particles, device)
     return run
@@ -326,7 +320,7 @@ def _train_stage(config: AbinitRunConfig, run: RunDir, particles: ParticleSet, d
     from cryoscape.training.config import DataConfig, TrainConfig
     from cryoscape.training.loop import fit
 
-    poses_file = str((abinit_dir(run) / "poses.pkl").resolve())
+    poses_file = str(run.abinit.poses_pickle.resolve())
     data = DataConfig(particles=config.particles, poses=poses_file, ctf=config.ctf, ind=config.ind,
                       datadir=config.datadir, invert_data=config.abinit.invert_contrast)
     train = TrainConfig(model=ModelConfig(zdim=int(config.zdim)), data=data, num_epochs=int(config.train_epochs),
