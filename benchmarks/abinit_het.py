@@ -32,7 +32,8 @@ from cryoscape.reconstruct.abinit import AbinitConfig
 from cryoscape.reconstruct.pose_scoring import align_poses
 from cryoscape.simulate.config import preset_config
 from cryoscape.simulate.simulator import run_simulation
-from cryoscape.training.abinit_run import AbinitRunConfig, load_run_poses, run_abinit
+from cryoscape.training.abinit_run import AbinitRunConfig, run_abinit
+from cryoscape.training.pose_files import load_run_poses
 
 
 def main() -> int:

@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=None, help="particles per case (default by box)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-reference", action="store_true", help="cryoscape only")
+    parser.add_argument("--variants", default="default,bf16,fp32",
+                        help="cryoscape runs: default (auto precision), bf16 (--amp), fp32 (--no-amp); on a CPU "
+                             "without native bf16 the forced bf16 run is emulated and very slow (the default's "
+                             "own timing of both precisions is in its run.log)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "cpu_speed.json")
     args = parser.parse_args(argv)
 
@@ -104,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                     case = {"box": box, "dim": dim, "n": n, "kind": kind, "images_per_s": {}, "precision": {}}
                     rates: dict[str, list[float]] = {}
                     for repeat in range(args.repeats):
-                        for name, extra in (("cryoscape", []), ("cryoscape_bf16", ["--amp"]),
-                                            ("cryoscape_fp32", ["--no-amp"])):
+                        variants = {"default": ("cryoscape", []), "bf16": ("cryoscape_bf16", ["--amp"]),
+                                    "fp32": ("cryoscape_fp32", ["--no-amp"])}
+                        for name, extra in (variants[v] for v in args.variants.split(",")):
                             out = work / f"{box}_{dim}_{kind}_{name}_{repeat}"
                             run([sys.executable, "-m", "cryoscape.cli.main", "train-vae", str(data / "p.mrcs"),
                                  "--poses", str(data / "pose.pkl"), "--ctf", str(data / "ctf.pkl"), *arch, *extra,
@@ -113,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                             rate, precision = cryoscape_rate(out)
                             rates.setdefault(name, []).append(rate)
                             case["precision"][name] = precision
+                            if name == "cryoscape":  # the default's own timing of each precision
+                                found = re.search(r"precision: .*\((measured per step: [^)]*)\)",
+                                                  (out / "run.log").read_text())
+                                if found:
+                                    case.setdefault("precision_measured", []).append(found.group(1))
                         if cryodrgn is not None:
                             out = work / f"{box}_{dim}_{kind}_cryodrgn_{repeat}"
                             log = work / f"{out.name}.log"

@@ -15,7 +15,7 @@ from cryoscape.io.pose_export import rotation_vectors, write_cs_poses
 from cryoscape.io.star import read_star, write_star
 from cryoscape.simulate.config import preset_config
 from cryoscape.simulate.simulator import run_simulation
-from cryoscape.training.abinit_run import load_run_poses
+from cryoscape.training.pose_files import load_run_poses
 
 FAST = ["-n", "3", "--local-epochs", "1", "--grid-level", "0", "--refine-levels", "2", "--keep-poses", "2",
         "--max-shift-px", "1", "--shift-step-px", "1", "--no-progress", "--device", "cpu"]

@@ -32,7 +32,8 @@ def _refuse_existing(out, validation, overwrite: bool) -> None:
 def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
     """``--poses-from RUN [--epoch N]`` of ``write-star``/``write-cs``."""
     parser.add_argument("--poses-from", metavar="RUN",
-                        help="write the poses of this cryoscape abinit run (RUN/abinit/poses.N.npz)")
+                        help="write the poses of this run: cryoscape abinit (RUN/abinit/poses.N.npz) or training with "
+                             "--refine-poses (RUN/poses.N.npz)")
     parser.add_argument("--epoch", type=int, help="epoch of the poses (default: the last)")
 
 
@@ -42,7 +43,7 @@ def export_poses(args: argparse.Namespace, kind: str, source, out) -> int:
 
     from cryoscape.io.legacy import read_index
     from cryoscape.io.pose_export import write_cs_poses, write_star_poses
-    from cryoscape.training.abinit_run import load_run_poses
+    from cryoscape.training.pose_files import load_run_poses
 
     found = load_run_poses(args.poses_from, args.epoch)
     keep = np.ones(found.indices.size, dtype=bool)

@@ -25,13 +25,18 @@ differences from cryoDRGN (same option names otherwise):
   poses/CTF    read straight from a .star/.cs PARTICLES file (no parse step); --poses/--ctf also take .pkl.
   files        RUN/weights.N.pt, z.N.npz (mean, logvar, indices) with N = epochs completed (1, 2, ...);
                cryoDRGN numbers weights.N.pkl/z.N.pkl from 0. Resume with --resume RUN (cryoDRGN: --load).
-  loss disc    radius D/2 lattice pixels (--loss-radius-px), the radius maps are decoded to; cryoDRGN: D/2."""
+  loss disc    radius D/2 lattice pixels (--loss-radius-px), the radius maps are decoded to; cryoDRGN: D/2.
+  pose SGD     --refine-poses (cryoDRGN: train_nn --do-pose-sgd) learns a correction of every particle's
+               rotation and shift from the input poses with the model, after --pose-warmup-epochs epochs on the
+               input poses; each particle has its own Adam (step --pose-lr-px pixels, rotations measured as the
+               movement of a point at the box edge), --pose-prior-px ties the poses to the input ones. The
+               refined poses are written as RUN/poses.N.npz; write-star/write-cs --poses-from RUN export them."""
 
 RUN_FOLDER = """\
 run folder:
   A folder that already holds a run (config.yaml or weights.N.pt) is refused unless --resume continues it or
   --overwrite DELETES that run's config.yaml, run.log, provenance.yaml, weights.*.pt, z.*.npz,
-  reconstruct.*.mrc and analyze.*/ first (other files are left alone). While training, RUN/.lock keeps a
+  reconstruct.*.mrc, poses.*.npz and analyze.*/ first (other files are left alone). While training, RUN/.lock keeps a
   second training out of the folder; a lock left by a killed process is taken over with a warning.
   RUN/provenance.yaml records each invocation: command line, versions, host, start time, per-epoch wall time
   and loss (cryoscape view-config RUN shows it).
@@ -42,9 +47,10 @@ resume:
   later epochs exist (they are deleted). The run keeps its settings; these options may be given to change
   them, and each change is logged: -n, --checkpoint-every, --log-interval, --device, --lr, --wd, -b, --beta,
   --beta-schedule, --amp/--no-amp, --loss-radius-px, --volume-radius-px, --num-workers, --lazy,
-  --max-memory-gb, --chunk-size, --datadir. Any other option (architecture, --zdim, --seed, PARTICLES,
-  --poses, --ctf, --ind, image preparation) must match the run's, or the resume is refused. Outputs missing
-  next to a checkpoint (a kill between weights.N.pt and z.N.npz) are recomputed from it."""
+  --max-memory-gb, --chunk-size, --datadir, --pose-lr-px, --pose-prior-px, --pose-warmup-epochs. Any other
+  option (architecture, --zdim, --seed, PARTICLES, --poses, --ctf, --ind, --refine-poses, image preparation)
+  must match the run's, or the resume is refused. Outputs missing next to a checkpoint (a kill between
+  weights.N.pt and z.N.npz) are recomputed from it."""
 
 TRAIN_VAE_DESCRIPTION = f"""\
 Train a VAE for heterogeneous reconstruction with known poses and CTF (the cryoDRGN method): an encoder
@@ -79,7 +85,9 @@ differences from cryoDRGN train_nn (same option names otherwise):
   poses/CTF    read straight from a .star/.cs PARTICLES file (no parse step); --poses/--ctf also take .pkl.
   files        RUN/weights.N.pt and reconstruct.N.mrc with N = epochs completed (1, 2, ...); cryoDRGN numbers
                weights.N.pkl/reconstruct.N.mrc from 0. Resume with --resume RUN (cryoDRGN: --load).
-  loss disc    radius D/2 - 1 lattice pixels (--loss-radius-px); cryoDRGN uses D/2 on its (D+1) lattice."""
+  loss disc    radius D/2 - 1 lattice pixels (--loss-radius-px); cryoDRGN uses D/2 on its (D+1) lattice.
+  pose SGD     --refine-poses (cryoDRGN: --do-pose-sgd) learns a correction of every particle's rotation and
+               shift with the map (see train-vae --help); RUN/poses.N.npz, write-star --poses-from RUN."""
 
 TRAIN_NN_DESCRIPTION = f"""\
 Train a coordinate MLP V(k) returning the Hartley transform of one 3-D map, from particle images with known

@@ -17,6 +17,7 @@ _GROUPS = (
     ("training", "TrainConfig", ("num_epochs", "batch_size", "lr", "weight_decay", "beta", "beta_schedule",
                                  "loss_radius_px", "freq_march_epochs", "freq_march_start_px", "amp", "seed",
                                  "checkpoint_every", "log_interval", "volume_radius_px", "device"), False),
+    ("poses", "TrainConfig", ("refine_poses", "pose_lr_px", "pose_prior_px", "pose_warmup_epochs"), False),
     ("images", "DataConfig", ("invert_data", "window", "window_r", "data_std_windowed", "lazy", "max_memory_gb",
                               "chunk_size", "num_workers"), False),
     ("encoder", "ModelConfig", ("zdim", "enc_dim", "enc_layers", "encoder_input", "enc_mask_radius_px"), True),

@@ -17,8 +17,8 @@ downsampled stack apply to the original .cs unchanged (unless the downsample use
 --check-against TRAINING_PARTICLES (same count; for a .cs the same uid and blob/idx whatever the stack path).
 An existing output is never replaced unless --overwrite; --validate back-projects the selection (OUT_validate/).
 
---poses-from RUN writes the poses learned by `cryoscape abinit` into alignments3D/pose and alignments3D/shift
-(added when missing), every other field kept (see write-star --help).
+--poses-from RUN writes the poses learned by `cryoscape abinit` or --refine-poses into alignments3D/pose and
+alignments3D/shift (added when missing), every other field kept (see write-star --help).
 
 examples:
   cryoscape write-cs J42_particles.cs --ind state_a.txt -o state_a.cs

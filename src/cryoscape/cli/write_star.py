@@ -24,8 +24,9 @@ An existing output is never replaced unless --overwrite. --validate back-project
 (random half-maps, gold-standard FSC) next to the whole file (needs the images: --datadir when they moved),
 writing OUT_validate/.
 
---poses-from RUN writes the poses learned by `cryoscape abinit` (RUN/abinit/poses.N.npz, the last epoch or
---epoch N) into rlnAngleRot/Tilt/Psi and rlnOriginXAngst/YAngst (rlnOriginX/Y in pixels for RELION 3.0 files),
+--poses-from RUN writes the poses learned by `cryoscape abinit` (RUN/abinit/poses.N.npz) or refined by
+train-nn/train-vae --refine-poses (RUN/poses.N.npz, preferred when present), the last epoch or --epoch N,
+into rlnAngleRot/Tilt/Psi and rlnOriginXAngst/YAngst (rlnOriginX/Y in pixels for RELION 3.0 files),
 every other column kept, for the particles of the run (all rows of STAR unless the run used --ind; with --ind
 here, only those). Shifts are converted through Å, so poses found on a downsampled stack apply to the original.
 

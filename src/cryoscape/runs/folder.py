@@ -51,9 +51,11 @@ from cryoscape.runs.layout import (
 CHECKPOINT_FORMAT = "cryoscape-checkpoint-1"
 
 _WEIGHTS_RE = re.compile(r"^weights\.(\d+)\.pt$")
+_POSES_RE = re.compile(r"^poses\.(\d+)\.npz$")
 #: Files and analysis folders that belong to one training run; the group is the epoch, if any.
 _RUN_FILE_RE = re.compile(
     r"^(?:config\.yaml|run\.log|provenance\.yaml|weights\.(\d+)\.pt|z\.(\d+)\.npz|reconstruct\.(\d+)\.mrc"
+    r"|poses\.(\d+)\.npz"
     r"|analyze\.(\d+)|landscape\.(\d+)|traversals\.(\d+))$"
 )
 #: Temporary siblings written by ``cryoscape.io.atomic`` (``.NAME.XXXX.tmp``).
@@ -112,6 +114,16 @@ class RunDir:
 
     def volume_path(self, epoch: int) -> Path:
         return self.path / f"reconstruct.{int(epoch)}.mrc"
+
+    def poses_path(self, epoch: int) -> Path:
+        """``poses.N.npz``: the poses refined by training (``--refine-poses``) after epoch N."""
+        return self.path / f"poses.{int(epoch)}.npz"
+
+    def pose_epochs(self) -> list[int]:
+        """Epochs with a ``poses.N.npz`` of refined poses (increasing)."""
+        if not self.path.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in self.path.iterdir() if (m := _POSES_RE.match(p.name)))
 
     def analyze_dir(self, epoch: int) -> Path:
         return self.analysis(epoch).root

@@ -37,7 +37,6 @@ import yaml
 from cryoscape.configio import dataclass_from_mapping
 from cryoscape.data.particles import ParticleSet, load_particles
 from cryoscape.errors import InputError
-from cryoscape.geometry.rotations import matrix_to_euler
 from cryoscape.io.atomic import atomic_open, atomic_write
 from cryoscape.io.legacy import write_pose_pickle
 from cryoscape.io.mrc import write_mrc
@@ -45,6 +44,7 @@ from cryoscape.io.records import Poses
 from cryoscape.progress import progress
 from cryoscape.reconstruct import abinit as ab
 from cryoscape.runs import RunDir
+from cryoscape.training.pose_files import load_pose_file, save_pose_file
 
 log = logging.getLogger(__name__)
 
@@ -88,85 +88,6 @@ class AbinitRunConfig:
             raise InputError(f"train_epochs and zdim must be >= 0, got {self.train_epochs} and {self.zdim}")
 
 
-@dataclass(frozen=True)
-class PoseFile:
-    """Contents of ``abinit/poses.N.npz`` (see the module docstring)."""
-
-    rotations: np.ndarray
-    shifts_px: np.ndarray
-    scores: np.ndarray
-    indices: np.ndarray
-    box_size: int
-    pixel_size_angstrom: float
-    epoch: int
-
-    @property
-    def shifts_angstrom(self) -> np.ndarray:
-        return self.shifts_px * self.pixel_size_angstrom
-
-    def poses(self) -> Poses:
-        return Poses(self.rotations, self.shifts_px, self.box_size)
-
-
-def abinit_dir(run: RunDir) -> Path:
-    return run.abinit.root
-
-
-def pose_path(run: RunDir, epoch: int) -> Path:
-    return run.abinit.poses(epoch)
-
-
-def map_path(run: RunDir, epoch: int) -> Path:
-    return run.abinit.map(epoch)
-
-
-def pose_epochs(run: RunDir) -> list[int]:
-    """Epochs with a ``poses.N.npz`` (increasing)."""
-    return run.abinit.pose_epochs()
-
-
-def save_pose_file(path: Path, poses: Poses, scores: np.ndarray, indices: np.ndarray, pixel_size_angstrom: float,
-                   k_max_px: float) -> None:
-    """Write ``poses.N.npz`` atomically (module docstring)."""
-    arrays = {
-        "rotations": poses.rotations, "euler_deg": np.degrees(matrix_to_euler(poses.rotations)),
-        "shifts_px": poses.shifts_px, "shifts_angstrom": poses.shifts_px * pixel_size_angstrom,
-        "scores": np.asarray(scores, dtype=np.float64), "indices": np.asarray(indices, dtype=np.int64),
-        "box_size": np.int64(poses.box_size), "pixel_size_angstrom": np.float64(pixel_size_angstrom),
-        "k_max_px": np.float64(k_max_px),
-    }
-    with atomic_open(path, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
-def load_pose_file(path: str | os.PathLike, epoch: int = -1) -> PoseFile:
-    """Read a ``poses.N.npz`` written by :func:`save_pose_file`."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return PoseFile(rotations=data["rotations"], shifts_px=data["shifts_px"], scores=data["scores"],
-                            indices=data["indices"].astype(np.int64), box_size=int(data["box_size"]),
-                            pixel_size_angstrom=float(data["pixel_size_angstrom"]), epoch=int(epoch))
-    except FileNotFoundError:
-        raise InputError("pose file not found", path=path, fix="give a run folder written by cryoscape abinit") \
-            from None
-    except (KeyError, ValueError, OSError) as exc:
-        raise InputError(f"not a cryoscape pose file ({exc})", path=path) from None
-
-
-def load_run_poses(run_path: str | os.PathLike, epoch: int | None = None) -> PoseFile:
-    """The poses of a run folder at ``epoch`` (the latest when None or -1): ``RUN/abinit/poses.N.npz``."""
-    run = RunDir(run_path)
-    found = pose_epochs(run)
-    if not found:
-        raise InputError("no poses.N.npz found", path=abinit_dir(run),
-                         fix="give the output folder of cryoscape abinit")
-    if epoch is None or int(epoch) == -1:
-        epoch = found[-1]
-    if int(epoch) not in found:
-        raise InputError(f"no poses for epoch {epoch} (found {', '.join(map(str, found))})", path=abinit_dir(run))
-    return load_pose_file(pose_path(run, int(epoch)), int(epoch))
-
-
 def _config_dict(config: AbinitRunConfig) -> dict:
     return dataclasses.asdict(config)
 
@@ -191,7 +112,7 @@ def _open(config: AbinitRunConfig) -> ParticleSet:
 
 def _start_epoch(run: RunDir, config: AbinitRunConfig, overwrite: bool) -> int:
     """Epochs already done in ``run`` (0 for a new folder); refuses a folder of another abinit config."""
-    folder = abinit_dir(run)
+    folder = run.abinit.root
     saved = run.abinit.config
     if overwrite:
         if folder.is_dir():
@@ -211,7 +132,7 @@ def _start_epoch(run: RunDir, config: AbinitRunConfig, overwrite: bool) -> int:
     if _resumable(old) != _resumable(config):
         raise InputError("the folder holds an ab initio run with other settings", path=run.path,
                          fix="give the same options to resume it, another -o, or --overwrite to start over")
-    done = [e for e in pose_epochs(run) if map_path(run, e).is_file()]
+    done = [e for e in run.abinit.pose_epochs() if run.abinit.map(e).is_file()]
     return min(done[-1], int(config.abinit.num_epochs)) if done else 0
 
 
@@ -246,14 +167,14 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
     run.path.mkdir(parents=True, exist_ok=True)
     with run.lock():
         done = _start_epoch(run, config, overwrite)
-        folder = abinit_dir(run)
+        folder = run.abinit.root
         folder.mkdir(exist_ok=True)
         with atomic_open(run.abinit.config, "w") as handle:
             handle.write(yaml.safe_dump(_config_dict(config), sort_keys=False))
         apix = particles.pixel_size_angstrom or 1.0
         if done:
             log.info("resuming ab initio after epoch %d", done)
-            previous = load_pose_file(pose_path(run, done)).poses()
+            previous = load_pose_file(run.abinit.poses(done)).poses()
             # the search references (padded grid) rebuilt from the saved poses
             volume, halves = ab.backproject_map(particles, previous, abc, with_halves=True)
         elif config.refine_input_poses:
@@ -276,9 +197,9 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
             if bar is not None:
                 bar.close()
             seconds = time.perf_counter() - t0
-            save_pose_file(pose_path(run, epoch), result.poses, result.scores, particles.indices, apix,
+            save_pose_file(run.abinit.poses(epoch), result.poses, result.scores, particles.indices, apix,
                            result.k_max_px)
-            _write_map(map_path(run, epoch), result.volume, apix)
+            _write_map(run.abinit.map(epoch), result.volume, apix)
             if epoch == n_epochs:
                 _write_map(run.abinit.half_map(1, epoch), result.half1, apix)
                 _write_map(run.abinit.half_map(2, epoch), result.half2, apix)
@@ -292,7 +213,7 @@ def run_abinit(config: AbinitRunConfig, out_dir: str | os.PathLike, *, overwrite
                 handle.write(line + "\n")
             volume, previous = result.reference, result.poses
             halves = (result.reference_half1, result.reference_half2)
-        final = load_pose_file(pose_path(run, n_epochs)).poses()
+        final = load_pose_file(run.abinit.poses(n_epochs)).poses()
         atomic_write(run.abinit.poses_pickle, lambda tmp: write_pose_pickle(tmp, _full_table(final, particles)))
     if int(config.train_epochs) > 0:
         _train_stage(config, run, particles, device)
@@ -327,7 +248,7 @@ def _train_stage(config: AbinitRunConfig, run: RunDir, particles: ParticleSet, d
                         device=device, seed=int(config.abinit.seed))
     kind = "vae" if config.zdim else "homogeneous"
     with_poses = dataclasses.replace(particles, poses=_full_table(
-        load_pose_file(pose_path(run, int(config.abinit.num_epochs))).poses(), particles).subset(particles.indices))
+        load_pose_file(run.abinit.poses(int(config.abinit.num_epochs))).poses(), particles).subset(particles.indices))
     latest = run.latest_epoch()
     if latest is not None:
         if latest >= int(config.train_epochs):

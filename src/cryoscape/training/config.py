@@ -210,6 +210,19 @@ class TrainConfig:
         so a resumed run is bit-identical.
     freq_march_start_px : float
         Loss radius (lattice pixels) at the start of frequency marching.
+    refine_poses : bool
+        Learn a correction of every particle's input rotation and shift with the model
+        (``training.pose_refinement``); the corrected poses are written as ``poses.N.npz`` beside each
+        checkpoint (``write-star/write-cs --poses-from RUN``).
+    pose_lr_px : float
+        Step size of the per-particle Adam of the pose corrections, pixels (rotations: the movement of a point at
+        the edge of the box).
+    pose_prior_px : float or None
+        Standard deviation (pixels) of a Gaussian prior tying each coordinate of a pose correction to zero (the
+        input pose); None: no prior.
+    pose_warmup_epochs : int
+        Epochs trained on the input poses before their corrections are learned (the model must first know the
+        map: the gradients of a random model say nothing about the poses).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -243,6 +256,18 @@ class TrainConfig:
                   "first E epochs (cheaper early steps; default %(default)s = off)")
     freq_march_start_px: float = option(
         8.0, help="loss radius (lattice pixels) where frequency marching starts (default %(default)s)")
+    refine_poses: bool = option(
+        False, help="learn a correction of every particle's rotation and shift, starting from the input poses "
+                    "(written as poses.N.npz beside each checkpoint; write-star --poses-from RUN exports them)")
+    pose_lr_px: float = option(
+        0.2, help="with --refine-poses: step size of the pose corrections, pixels (rotations: at the box edge; "
+                  "default %(default)s)")
+    pose_prior_px: float | None = option(
+        None, help="with --refine-poses: standard deviation (pixels) of a Gaussian prior tying each pose to its "
+                   "input value (default: none)")
+    pose_warmup_epochs: int = option(
+        1, help="with --refine-poses: epochs trained on the input poses before they are refined (default "
+                "%(default)s)")
 
     def __post_init__(self) -> None:
         if self.lr is None:
@@ -264,6 +289,9 @@ class TrainConfig:
         if isinstance(self.freq_march_start_px, bool):
             raise InputError(f"freq_march_start_px must be a radius in pixels, got {self.freq_march_start_px!r}")
         check_range(self.freq_march_start_px, "freq_march_start_px", minimum=0, exclusive_minimum=True)
+        check_range(self.pose_lr_px, "pose_lr_px", minimum=0, exclusive_minimum=True)
+        check_range(self.pose_prior_px, "pose_prior_px", minimum=0, exclusive_minimum=True)
+        check_range(self.pose_warmup_epochs, "pose_warmup_epochs", minimum=0)
 
     def check_kind(self, model_kind: str) -> TrainConfig:
         """Refuse a config that does not build ``model_kind`` (one of :data:`MODEL_KINDS`); returns ``self``."""

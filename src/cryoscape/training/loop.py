@@ -53,6 +53,7 @@ from cryoscape.runs import RunDir, find_run, load_checkpoint_file
 from cryoscape.training import distributed
 from cryoscape.training.config import DataConfig, TrainConfig, config_from_checkpoint, to_dict
 from cryoscape.training.losses import beta_at, march_radius_px
+from cryoscape.training.pose_refinement import PoseTable
 from cryoscape.training.provenance import ProvenanceLog
 from cryoscape.training.step import ReconstructionObjective, StepTotals, TrainStep, make_optimizer, restore_generator
 
@@ -63,7 +64,8 @@ RESUME_APPLIED = frozenset(
     {
         "num_epochs", "checkpoint_every", "log_interval", "device", "lr", "weight_decay", "batch_size", "beta",
         "beta_schedule", "amp", "loss_radius_px", "volume_radius_px", "freq_march_epochs", "freq_march_start_px",
-        "num_workers", "lazy", "max_memory_gb", "chunk_size", "datadir",
+        "pose_lr_px", "pose_prior_px", "pose_warmup_epochs", "num_workers", "lazy", "max_memory_gb", "chunk_size",
+        "datadir",
     }
 )
 #: Data files of a run: stored as absolute paths, so that a run can be resumed from any working directory.
@@ -326,8 +328,10 @@ def evaluate(
     device: torch.device | str = "cpu",
     desc: str = "encoding",
     with_loss: bool = True,
+    pose_table: PoseTable | None = None,
 ):
-    """Posterior means/log-variances and per-image error of every particle (no sampling).
+    """Posterior means/log-variances and per-image error of every particle (no sampling), with the poses
+    corrected by ``pose_table`` when given (``--refine-poses``).
 
     Returns
     -------
@@ -348,10 +352,13 @@ def evaluate(
     sampler = EpochSampler(n, batch_size, shuffle=False)
     for positions in progress(sampler, total=len(sampler), desc=desc, unit="batch", leave=False):
         batch = dataset.get_batch(positions).to(device)
+        rotations, shifts = batch.rotations, batch.shifts_px
+        if pose_table is not None:
+            rotations, shifts = pose_table.apply(batch.positions, rotations, shifts)
         parts = loss_module(
             batch.images,
-            batch.rotations,
-            batch.shifts_px,
+            rotations,
+            shifts,
             batch.ctf,
             beta=beta,
             sample=False,
@@ -374,11 +381,16 @@ def write_outputs(
     dataset: HartleyDataset,
     config: TrainConfig,
     device: torch.device,
+    pose_table: PoseTable | None = None,
 ) -> Path:
     """After checkpointing: ``z.N.npz`` (heterogeneous) or ``reconstruct.N.mrc`` (homogeneous); returns its path.
+    With ``pose_table`` (``--refine-poses``) first ``poses.N.npz``, the corrected poses, and the latents are
+    encoded with them.
 
-    Both are computed in fp32 whatever ``config.amp``, so they depend only on the weights and the data.
+    All are computed in fp32 whatever ``config.amp``, so they depend only on the weights and the data.
     """
+    if pose_table is not None:
+        write_refined_poses(run, epoch, pose_table, dataset, config)
     if loss_module.zdim > 0:
         mu, logvar, _ = evaluate(
             loss_module,
@@ -387,6 +399,7 @@ def write_outputs(
             amp=False,
             device=device,
             with_loss=False,
+            pose_table=pose_table,
         )
         path = run.save_z(epoch, mu, logvar, dataset.particles.indices)
     else:
@@ -402,6 +415,35 @@ def write_outputs(
         write_mrc(path, vol, voxel_size_angstrom=config.data.pixel_size_angstrom)
     log.info("wrote %s", path)
     return path
+
+
+def write_refined_poses(run: RunDir, epoch: int, pose_table: PoseTable, dataset: HartleyDataset,
+                        config: TrainConfig) -> Path:
+    """``poses.N.npz``: the input poses of the dataset's particles with ``pose_table``'s corrections."""
+    from cryoscape.training.pose_files import save_pose_file
+
+    particles = dataset.particles
+    path = run.poses_path(epoch)
+    save_pose_file(path, pose_table.corrected(particles.poses), None, particles.indices,
+                   float(config.data.pixel_size_angstrom), config.loss_radius(int(config.data.box_size)))
+    log.info("wrote %s", path)
+    return path
+
+
+def make_pose_table(config: TrainConfig, dataset: HartleyDataset, state, ctx) -> PoseTable | None:
+    """The pose corrections of a run with ``refine_poses`` (restored from ``state`` when resuming), else None."""
+    if not config.refine_poses:
+        return None
+    if ctx.world_size > 1:
+        raise InputError("--refine-poses runs in one process for now (each process would refine its own share "
+                         "of the poses)", fix="train without torchrun, or without --refine-poses")
+    table = PoseTable(len(dataset), int(config.data.box_size), config.pose_lr_px, config.pose_prior_px,
+                      device=ctx.device)
+    if state is not None:
+        if "poses" not in state:
+            raise InputError("the checkpoint has no pose corrections", fix="resume without --refine-poses")
+        table.load_state_dict(state["poses"])
+    return table
 
 
 def output_path(run: RunDir, epoch: int, heterogeneous: bool) -> Path:
@@ -727,8 +769,12 @@ def _write_missing_outputs(
             saved = config_from_checkpoint(ckpt, run.weights_path(epoch))
             log.info("%s is missing: recomputing it from %s", output_path(run, epoch, hetero).name,
                      run.weights_path(epoch).name)
+            table = None
+            if "poses" in ckpt:  # --refine-poses: the corrections of that checkpoint
+                table = PoseTable(len(dataset), int(saved.data.box_size), saved.pose_lr_px, device=device)
+                table.load_state_dict(ckpt["poses"])
             try:
-                write_outputs(run, epoch, loss_module, dataset, saved, device)
+                write_outputs(run, epoch, loss_module, dataset, saved, device, table)
             except OSError as exc:
                 raise _disk_error(run, output_path(run, epoch, hetero), exc, epoch) from exc
     finally:
@@ -760,6 +806,7 @@ def _train(
         torch.set_rng_state(state["rng"]["torch"])
         start_epoch = int(state["epoch"])
     config, policy = _training_precision(config, state, loss_module, dataset, ctx)
+    pose_table = make_pose_table(config, dataset, state, ctx)
     if ctx.is_main:
         run.save_config(config)  # with the precision decided
         _write_missing_outputs(run, loss_module, dataset, config, device, state)
@@ -771,9 +818,11 @@ def _train(
         return FitResult(run, config, start_epoch, [])
     ddp_module = distributed.wrap_model(loss_module, ctx)
     # on CUDA the seam band's size is bounded on the host from the rotations, so a step never waits for the GPU
-    host_rotations = particles.poses.rotations if device.type == "cuda" and particles.poses is not None else None
+    # (not with --refine-poses: the corrected rotations are known on the device only)
+    host_rotations = (particles.poses.rotations if device.type == "cuda" and particles.poses is not None
+                      and pose_table is None else None)
     stepper = TrainStep(ddp_module, optimizer, policy, device, sync_images=config.log_interval,
-                        host_rotations=host_rotations)
+                        host_rotations=host_rotations, pose_table=pose_table)
     stepper.load_state_dict(None if state is None else state.get("scaler"))  # fp16 loss scale of the run resumed
 
     sampler = loader = epoch_batches(  # in memory: a permutation; lazy: streamed by windows (data.streaming)
@@ -807,6 +856,7 @@ def _train(
         sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         stepper.reset()
+        stepper.learn_poses = pose_table is not None and epoch >= config.pose_warmup_epochs
         bar = (
             progress(total=n_batches, desc=f"epoch {epoch + 1}/{config.num_epochs}", unit="batch")
             if ctx.is_main
@@ -868,7 +918,7 @@ def _train(
             reparam_ranks = distributed.gather_generator_states(generator, ctx)  # on every process
             if ctx.is_main:
                 error = _checkpoint(run, done, loss_module, optimizer, generator, dataset, config, mean_loss, device,
-                                    reparam_ranks, scaler_state=stepper.state_dict())
+                                    reparam_ranks, scaler_state=stepper.state_dict(), pose_table=pose_table)
             if not distributed.all_true(error is None, ctx):
                 raise error if error is not None else TrainingError("the main process failed to checkpoint")
         if provenance is not None:
@@ -879,7 +929,7 @@ def _train(
 
 def _checkpoint(
     run, epoch, loss_module, optimizer, generator, dataset, config, mean_loss, device, reparam_ranks=None,
-    scaler_state=None,
+    scaler_state=None, pose_table=None,
 ) -> TrainingError | None:
     """Write ``weights.<epoch>.pt``, then its output; a failed write is returned as a TrainingError.
 
@@ -892,13 +942,14 @@ def _checkpoint(
         "config": to_dict(config),
         "train_loss": mean_loss,
         **({"scaler": scaler_state} if scaler_state else {}),  # fp16 GradScaler (training.step.TrainStep)
+        **({"poses": pose_table.state_dict()} if pose_table is not None else {}),  # --refine-poses
     }
     path = run.weights_path(epoch)
     try:
         run.save_checkpoint(epoch, payload)
         log.info("wrote %s", path)
         path = output_path(run, epoch, loss_module.zdim > 0)
-        write_outputs(run, epoch, loss_module, dataset, config, device)
+        write_outputs(run, epoch, loss_module, dataset, config, device, pose_table)
     except OSError as exc:
         log.error("cannot write %s: %s", path, exc)
         return _disk_error(run, path, exc, epoch)

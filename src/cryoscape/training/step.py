@@ -31,7 +31,9 @@ reads a value back to the host, so on a GPU the host queues steps ahead of the d
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +42,9 @@ from torch import nn
 from cryoscape.data.ctf_batch import CTFBatch
 from cryoscape.models.precision import AmpPolicy, autocast_context, make_grad_scaler
 from cryoscape.training.losses import gaussian_kl, pair_mse, reparameterize, translate_pairs
+
+if TYPE_CHECKING:
+    from cryoscape.training.pose_refinement import PoseTable
 
 
 @dataclass(frozen=True)
@@ -411,12 +416,19 @@ class TrainStep:
         The rotations of the dataset's positions, on the host. Given, each step bounds its seam band's size on
         the host (:meth:`ReconstructionObjective.seam_band_rows` of the batch's ``positions_host``), so the
         pair decoder's band costs no synchronisation (the loop gives them on CUDA).
+    pose_table : training.pose_refinement.PoseTable, optional
+        Corrections of the batch's poses (``--refine-poses``): every step trains on the corrected poses and,
+        while :attr:`learn_poses` is True, adds the table's prior to the loss and updates the batch's corrections
+        after the optimizer step.
     """
 
     def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, policy: AmpPolicy,
                  device: torch.device | str, sync_images: int = 1000, defer: bool | None = None,
-                 host_rotations: np.ndarray | None = None):
+                 host_rotations: np.ndarray | None = None, pose_table: PoseTable | None = None):
         self.module = module
+        self.pose_table = pose_table
+        #: Whether the steps learn the pose corrections (set per epoch by the loop).
+        self.learn_poses = False
         self.host_rotations = None if host_rotations is None else np.asarray(host_rotations, dtype=np.float32)
         self.optimizer = optimizer
         self.policy = policy
@@ -448,10 +460,14 @@ class TrainStep:
         if band_rows is None and self.host_rotations is not None and batch.positions_host is not None:
             objective = getattr(self.module, "module", self.module)  # inside DistributedDataParallel
             band_rows = objective.seam_band_rows(self.host_rotations[batch.positions_host])
+        rotations, shifts = batch.rotations, batch.shifts_px
+        learn = self.pose_table is not None and self.learn_poses
+        if self.pose_table is not None:
+            rotations, shifts = self.pose_table.apply(batch.positions, rotations, shifts, learn=learn)
         parts = self.module(
             batch.images,
-            batch.rotations,
-            batch.shifts_px,
+            rotations,
+            shifts,
             batch.ctf,
             beta=beta,
             generator=generator,
@@ -459,6 +475,10 @@ class TrainStep:
             amp=self.policy.dtype or False,
             band_rows=band_rows,
         )
+        prior = self.pose_table.prior_nats() if learn else None
+        if prior is not None:  # scaled as the KL: nats per image over the loss's lattice points
+            objective = getattr(self.module, "module", self.module)
+            parts = dataclasses.replace(parts, loss=parts.loss + prior / objective.n_active_disc)
         if parts.band_overflow is not None:
             self._overflow |= parts.band_overflow
         k = batch.images.shape[0]
@@ -481,6 +501,8 @@ class TrainStep:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.pose_table is not None:
+            self.pose_table.step()
 
     def __call__(self, batch, beta: float, generator: torch.Generator | None = None,
                  band_rows: int | None = None) -> LossParts:
