@@ -62,6 +62,17 @@ def _simulate(args) -> tuple[Path, object]:
     return folder / "particles.star", cfg
 
 
+def perturb_poses(true: Poses, degrees: float, pixels: float, seed: int) -> Poses:
+    """``true`` with every rotation turned by ``degrees`` about a random axis and every shift moved by ``pixels``
+    in a random direction (one generator seeded with ``seed``)."""
+    rng = np.random.default_rng(seed)
+    axes = rng.normal(size=(len(true), 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angle = rng.uniform(0, 2 * np.pi, len(true))
+    return Poses(axis_angle_to_matrix(axes * np.radians(degrees)) @ true.rotations,
+                 true.shifts_px + pixels * np.stack([np.cos(angle), np.sin(angle)], 1), true.box_size)
+
+
 def _errors(poses: Poses, truth: Poses, volume, true_map, apix) -> dict:
     al = align_poses(poses.rotations, poses.shifts_px, truth.rotations, truth.shifts_px)
     out = al.summary()
@@ -150,12 +161,7 @@ def main() -> int:
     if args.refine_n > 0:
         sub = particles.subset(np.arange(min(args.refine_n, len(particles))))
         true = sub.poses
-        rng = np.random.default_rng(args.seed + 1)
-        axes = rng.normal(size=(len(sub), 3))
-        axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-        angle = rng.uniform(0, 2 * np.pi, len(sub))
-        start = Poses(axis_angle_to_matrix(axes * np.radians(args.perturb_deg)) @ true.rotations,
-                      true.shifts_px + args.perturb_px * np.stack([np.cos(angle), np.sin(angle)], 1), true.box_size)
+        start = perturb_poses(true, args.perturb_deg, args.perturb_px, args.seed + 1)
         t = time.perf_counter()
         rows = []
 

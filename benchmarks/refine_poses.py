@@ -47,12 +47,10 @@ def main() -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    from abinit import _simulate
+    from abinit import _simulate, perturb_poses
     from cryoscape.data.particles import load_particles
-    from cryoscape.geometry.rotations import axis_angle_to_matrix
     from cryoscape.io.legacy import write_pose_pickle
     from cryoscape.io.mrc import read_mrc
-    from cryoscape.io.records import Poses
     from cryoscape.models import ModelConfig
     from cryoscape.reconstruct.backproject import BackprojectConfig, backproject
     from cryoscape.reconstruct.fsc import fsc_curve
@@ -68,12 +66,7 @@ def main() -> int:
     true = particles.poses
     true_map = GroundTruthVolumes(cfg)(0, 0.0)
     apix = particles.pixel_size_angstrom
-    rng = np.random.default_rng(args.seed + 1)
-    axes = rng.normal(size=(len(particles), 3))
-    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-    angle = rng.uniform(0, 2 * np.pi, len(particles))
-    start = Poses(axis_angle_to_matrix(axes * np.radians(args.perturb_deg)) @ true.rotations,
-                  true.shifts_px + args.perturb_px * np.stack([np.cos(angle), np.sin(angle)], 1), true.box_size)
+    start = perturb_poses(true, args.perturb_deg, args.perturb_px, args.seed + 1)
     work = Path(args.workdir) / f"box{args.box}_n{args.n}_snr{args.snr}_p{args.perturb_deg}_{args.perturb_px}"
     work.mkdir(parents=True, exist_ok=True)
     start_file = write_pose_pickle(work / "start.pkl", start)

@@ -36,8 +36,8 @@ RUN_FOLDER = """\
 run folder:
   A folder that already holds a run (config.yaml or weights.N.pt) is refused unless --resume continues it or
   --overwrite DELETES that run's config.yaml, run.log, provenance.yaml, weights.*.pt, z.*.npz,
-  reconstruct.*.mrc, poses.*.npz and analyze.*/ first (other files are left alone). While training, RUN/.lock keeps a
-  second training out of the folder; a lock left by a killed process is taken over with a warning.
+  reconstruct.*.mrc, poses.*.npz and analyze.*/ first (other files are left alone). While training, RUN/.lock
+  keeps a second training out of the folder; a lock left by a killed process is taken over with a warning.
   RUN/provenance.yaml records each invocation: command line, versions, host, start time, per-epoch wall time
   and loss (cryoscape view-config RUN shows it).
 

@@ -38,6 +38,7 @@ import yaml
 from cryoscape.errors import InputError
 from cryoscape.io.atomic import atomic_open, atomic_write
 from cryoscape.runs.layout import (
+    POSES_RE,
     AbinitLayout,
     AnalysisLayout,
     LandscapeLayout,
@@ -51,7 +52,6 @@ from cryoscape.runs.layout import (
 CHECKPOINT_FORMAT = "cryoscape-checkpoint-1"
 
 _WEIGHTS_RE = re.compile(r"^weights\.(\d+)\.pt$")
-_POSES_RE = re.compile(r"^poses\.(\d+)\.npz$")
 #: Files and analysis folders that belong to one training run; the group is the epoch, if any.
 _RUN_FILE_RE = re.compile(
     r"^(?:config\.yaml|run\.log|provenance\.yaml|weights\.(\d+)\.pt|z\.(\d+)\.npz|reconstruct\.(\d+)\.mrc"
@@ -123,7 +123,7 @@ class RunDir:
         """Epochs with a ``poses.N.npz`` of refined poses (increasing)."""
         if not self.path.is_dir():
             return []
-        return sorted(int(m.group(1)) for p in self.path.iterdir() if (m := _POSES_RE.match(p.name)))
+        return sorted(int(m.group(1)) for p in self.path.iterdir() if (m := POSES_RE.match(p.name)))
 
     def analyze_dir(self, epoch: int) -> Path:
         return self.analysis(epoch).root

@@ -437,11 +437,15 @@ def make_pose_table(config: TrainConfig, dataset: HartleyDataset, state, ctx) ->
     if ctx.world_size > 1:
         raise InputError("--refine-poses runs in one process for now (each process would refine its own share "
                          "of the poses)", fix="train without torchrun, or without --refine-poses")
-    table = PoseTable(len(dataset), int(config.data.box_size), config.pose_lr_px, config.pose_prior_px,
-                      device=ctx.device)
+    if state is not None and "poses" not in state:
+        raise InputError("the checkpoint has no pose corrections", fix="resume without --refine-poses")
+    return restore_pose_table(config, len(dataset), state, ctx.device)
+
+
+def restore_pose_table(config: TrainConfig, n: int, state, device) -> PoseTable:
+    """A pose table for ``n`` particles with ``config``'s settings, holding ``state["poses"]`` when given."""
+    table = PoseTable(n, int(config.data.box_size), config.pose_lr_px, config.pose_prior_px, device=device)
     if state is not None:
-        if "poses" not in state:
-            raise InputError("the checkpoint has no pose corrections", fix="resume without --refine-poses")
         table.load_state_dict(state["poses"])
     return table
 
@@ -769,10 +773,8 @@ def _write_missing_outputs(
             saved = config_from_checkpoint(ckpt, run.weights_path(epoch))
             log.info("%s is missing: recomputing it from %s", output_path(run, epoch, hetero).name,
                      run.weights_path(epoch).name)
-            table = None
-            if "poses" in ckpt:  # --refine-poses: the corrections of that checkpoint
-                table = PoseTable(len(dataset), int(saved.data.box_size), saved.pose_lr_px, device=device)
-                table.load_state_dict(ckpt["poses"])
+            # --refine-poses: the corrections of that checkpoint
+            table = restore_pose_table(saved, len(dataset), ckpt, device) if "poses" in ckpt else None
             try:
                 write_outputs(run, epoch, loss_module, dataset, saved, device, table)
             except OSError as exc:

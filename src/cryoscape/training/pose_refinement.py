@@ -143,10 +143,6 @@ class PoseTable:
         self.exp_avg_sq[positions] = torch.where(finite, exp_avg_sq, old_avg_sq)
         self.updates[positions] = count
 
-    def forget_batch(self) -> None:
-        """Drop the leaves of the last ``apply(..., learn=True)`` without updating."""
-        self._leaf = self._positions = None
-
     def corrected(self, poses: Poses) -> Poses:
         """``poses`` (the input poses of the n particles, in dataset order) with the corrections applied."""
         device = self.correction_px.device

@@ -438,6 +438,11 @@ class TrainStep:
         self.scaler = make_grad_scaler(policy)
         self.reset()
 
+    @property
+    def objective(self) -> ReconstructionObjective:
+        """The objective itself (``module`` unwrapped from DistributedDataParallel)."""
+        return getattr(self.module, "module", self.module)
+
     def reset(self) -> None:
         """Zero the sums (start of an epoch)."""
         self._sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, mse, kl (x images)
@@ -458,8 +463,7 @@ class TrainStep:
         ``host_rotations`` when the step has them, else the band is counted on the device.
         """
         if band_rows is None and self.host_rotations is not None and batch.positions_host is not None:
-            objective = getattr(self.module, "module", self.module)  # inside DistributedDataParallel
-            band_rows = objective.seam_band_rows(self.host_rotations[batch.positions_host])
+            band_rows = self.objective.seam_band_rows(self.host_rotations[batch.positions_host])
         rotations, shifts = batch.rotations, batch.shifts_px
         learn = self.pose_table is not None and self.learn_poses
         if self.pose_table is not None:
@@ -477,8 +481,7 @@ class TrainStep:
         )
         prior = self.pose_table.prior_nats() if learn else None
         if prior is not None:  # scaled as the KL: nats per image over the loss's lattice points
-            objective = getattr(self.module, "module", self.module)
-            parts = dataclasses.replace(parts, loss=parts.loss + prior / objective.n_active_disc)
+            parts = dataclasses.replace(parts, loss=parts.loss + prior / self.objective.n_active_disc)
         if parts.band_overflow is not None:
             self._overflow |= parts.band_overflow
         k = batch.images.shape[0]
