@@ -231,3 +231,14 @@ def test_train_nn_refine_poses_then_write_star_poses_from(tmp_path, capsys):
     np.testing.assert_array_equal(before["rlnDefocusU"].to_numpy(), after["rlnDefocusU"].to_numpy())
     # the refinement moved the poses away from the input ones (the network learned something to move them by)
     assert rotation_angle_deg(found.rotations, read_poses(star).rotations).max() > 0
+
+
+def test_bad_pose_settings_are_refused_with_the_field_named(perturbed):
+    from cryoscape.training.distributed import DistContext
+
+    for field, value in (("pose_lr_px", 0.0), ("pose_prior_px", -1.0), ("pose_warmup_epochs", -1)):
+        with pytest.raises(InputError, match=field):
+            _config(perturbed, **{field: value})
+    # several processes would each refine their own share of the table: refused up front
+    with pytest.raises(InputError, match="one process"):
+        loop.make_pose_table(_config(perturbed), [0] * 10, None, DistContext(world_size=2))
